@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JOBS ?= 2
+# One BLAS/OpenMP thread per process: tests run two processes on two cores, and torch's default
+# of one thread per core makes them fight (measured 20-30x slower on a busy 2-core machine).
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: help install book serve test lint format release clean
 

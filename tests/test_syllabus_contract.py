@@ -59,15 +59,13 @@ def parse_syllabus(text: str) -> list[Spec]:
                     specs.append(Spec(chapter, name, params, owner=owner))
                 elif not owner and (span is spans[0] or f"and `{span}`" in bullet):
                     specs.append(Spec(chapter, name, params))
-            if owner:
-                sub = re.search(r"submodules? (.*?)(?:;|, `forward|$)", bullet)
-                if sub:
-                    names = re.findall(r"`(\w+)`", sub.group(1))
-                    cls_spec = next(s for s in specs if s.name == owner and s.owner is None)
-                    cls_spec.submodules = [n for n in names if n[0].islower()]
-                elif "same submodule names" in bullet:
-                    classes = [s for s in specs if s.owner is None and s.name[0].isupper()]
-                    classes[-1].submodules = list(classes[-2].submodules)
+            if owner and "same submodule names" in bullet:
+                classes = [s for s in specs if s.owner is None and s.name[0].isupper()]
+                classes[-1].submodules = list(classes[-2].submodules)
+            elif owner and (sub := re.search(r"submodules? (.*?)(?:;|, `forward|$)", bullet)):
+                names = re.findall(r"`(\w+)`", sub.group(1))
+                cls_spec = next(s for s in specs if s.name == owner and s.owner is None)
+                cls_spec.submodules = [n for n in names if n[0].islower()]
     return specs
 
 
