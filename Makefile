@@ -10,13 +10,14 @@ JOBS ?= 2
 # of one thread per core makes them fight (measured 20-30x slower on a busy 2-core machine).
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help install book serve test lint format release clean
+.PHONY: help install book serve test lint format release bench clean
 
 help:
 	@echo "make book     build the book (HTML under _build/html)"
 	@echo "make test     lint and run every test"
 	@echo "make serve    serve the built book on http://127.0.0.1:8000"
 	@echo "make release  regenerate exercises/ from solutions/"
+	@echo "make bench    measure build, grading, check and attention speed (benchmarks/results.md)"
 
 # torch==2.13.0 is pinned: on these machines it is the CPU wheel that lies on disk.
 $(STAMP): pyproject.toml
@@ -39,18 +40,21 @@ serve: $(STAMP)
 	$(BIN)/python -m http.server 8000 --bind 127.0.0.1 --directory _build/html
 
 lint: $(STAMP)
-	$(BIN)/ruff check course_lib tests
-	$(BIN)/ruff format --check course_lib tests
+	$(BIN)/ruff check course_lib tests benchmarks tools
+	$(BIN)/ruff format --check course_lib tests benchmarks tools
 
 format: $(STAMP)
-	$(BIN)/ruff format course_lib tests
-	$(BIN)/ruff check --fix course_lib tests
+	$(BIN)/ruff format course_lib tests benchmarks tools
+	$(BIN)/ruff check --fix course_lib tests benchmarks tools
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
 
 release: $(STAMP)
 	$(BIN)/course release
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

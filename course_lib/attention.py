@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor
 
-from course_lib.masking import causal_mask
+from course_lib.masking import broadcast_shape, causal_mask
 
 __all__ = ["softmax", "attention_weights", "scaled_dot_product_attention"]
 
@@ -72,11 +72,7 @@ def attention_weights(
     if is_causal:
         attn_mask = causal_mask(T, S, device=query.device)  # (T, S)
     if attn_mask is not None:
-        try:
-            shape = torch.broadcast_shapes(attn_mask.shape, scores.shape)
-        except RuntimeError:
-            shape = None
-        if shape != scores.shape:
+        if broadcast_shape(attn_mask.shape, scores.shape) != tuple(scores.shape):
             raise ValueError(
                 f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to the scores "
                 f"(..., T, S) = {tuple(scores.shape)}"

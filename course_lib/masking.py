@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "broadcast_shape",
     "causal_mask",
     "padding_mask",
     "combine_masks",
@@ -67,6 +68,24 @@ def padding_mask(attention_mask: Tensor) -> Tensor:
     return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S)
 
 
+def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape ``*shapes`` broadcast to, or None if they do not broadcast.
+
+    NumPy's rule, read from the right: two sizes agree when they are equal or one of them is 1.
+    Example: ``broadcast_shape((2, 1, 4), (3, 1)) -> (2, 3, 4)``. (``torch.broadcast_shapes``
+    does the same but imports sympy on its first call, which costs seconds.)
+    """
+    ndim = max((len(s) for s in shapes), default=0)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for sizes in zip(*padded):
+        big = {n for n in sizes if n != 1}
+        if len(big) > 1:
+            return None
+        out.append(big.pop() if big else 1)
+    return tuple(out)
+
+
 def combine_masks(*masks: Tensor | None) -> Tensor:
     """Logical AND of keep masks with broadcasting: a key is visible only if every mask allows it.
 
@@ -90,11 +109,9 @@ def combine_masks(*masks: Tensor | None) -> Tensor:
                 f"combine_masks needs bool keep masks, got {m.dtype}; convert a 0/1 "
                 "attention_mask with padding_mask(), and combine before to_additive_mask()"
             )
-    try:
-        torch.broadcast_shapes(*(m.shape for m in present))
-    except RuntimeError as err:
+    if broadcast_shape(*(m.shape for m in present)) is None:
         shapes = ", ".join(str(tuple(m.shape)) for m in present)
-        raise ValueError(f"masks of shapes {shapes} do not broadcast together") from err
+        raise ValueError(f"masks of shapes {shapes} do not broadcast together")
     out = present[0]
     for m in present[1:]:
         out = out & m  # broadcasting AND; `&` never modifies its inputs

@@ -9,6 +9,7 @@ from torch import nn
 
 from course_lib.attention import scaled_dot_product_attention
 from course_lib.masking import (
+    broadcast_shape,
     causal_mask,
     combine_masks,
     padding_mask,
@@ -222,3 +223,18 @@ def test_to_torch_mha_mask_by_hand_and_errors():
     assert torch.equal(to_torch_mha_mask(torch.tensor([T_, F_])), torch.tensor([F_, T_]))
     with pytest.raises(TypeError, match="unchanged"):
         to_torch_mha_mask(torch.zeros(2, 2))
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [[(2, 1, 4), (3, 1)], [(1,), (5, 4)], [(2, 3), (2, 3)], [(0, 1), (1, 7)], [(4,)], [()]],
+)
+def test_broadcast_shape_agrees_with_torch(shapes) -> None:
+    assert broadcast_shape(*shapes) == tuple(torch.broadcast_shapes(*shapes))
+
+
+@pytest.mark.parametrize("shapes", [[(2, 3), (3, 2)], [(4,), (5,)], [(2, 1, 3), (1, 2, 2)]])
+def test_broadcast_shape_refuses_what_torch_refuses(shapes) -> None:
+    assert broadcast_shape(*shapes) is None
+    with pytest.raises(RuntimeError):
+        torch.broadcast_shapes(*shapes)

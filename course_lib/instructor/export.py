@@ -1,0 +1,151 @@
+"""The gradebook (nbgrader's, through its ``Gradebook`` API) and ``course export``.
+
+Any SQLAlchemy URL works: ``sqlite:///gradebook.db`` (the default, as nbgrader) or
+``postgresql://user@host:port/db`` (needs ``psycopg2``). Only the trusted parent process
+writes it; student code never sees it. Grades are written per test cell (``auto_score``), so
+nbgrader's own tools (formgrader, ``nbgrader export``) read them too.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from course_lib.instructor.notebooks import SourceAssignment, load_source
+
+EXPORT_COLUMNS = ["assignment", "student_id", "score", "max_score", "status", "flags"]
+
+
+def _driver_url(db_url: str) -> str:
+    """``postgresql://`` means psycopg 3 to SQLAlchemy 2.1; use psycopg2 when that is what we have."""
+    import importlib.util
+
+    if db_url.startswith(("postgresql://", "postgres://")):
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+            return "postgresql+psycopg2://" + db_url.split("://", 1)[1]
+    return db_url
+
+
+def _gradebook(db_url: str):
+    from nbgrader.api import Gradebook
+
+    # nbgrader runs `alembic` by name to create or upgrade the schema: it lives next to Python.
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
+    db_url = _driver_url(db_url)
+    try:
+        return Gradebook(db_url)
+    except Exception as exc:  # noqa: BLE001 - say which URL and how to fix it
+        raise RuntimeError(
+            f"cannot open the gradebook at {db_url!r}: {exc}. Use sqlite:///path/to/gradebook.db "
+            "or postgresql://user@host:port/database (the server must be running)"
+        ) from exc
+
+
+def write_gradebook(db_url: str, results: list[dict], sources: dict[str, SourceAssignment]) -> None:
+    """Record every result: assignment, notebook and grade cells, then one submission each."""
+    gb = _gradebook(db_url)
+    try:
+        warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's own SAWarning
+        for aid, src in sources.items():
+            gb.update_or_create_assignment(aid)
+            gb.update_or_create_notebook(aid, aid)
+            for test in src.tests:
+                gb.update_or_create_grade_cell(
+                    test.grade_id, aid, aid, max_score=test.points, cell_type="code"
+                )
+            for sol in src.solutions:
+                gb.update_or_create_solution_cell(sol.grade_id, aid, aid)
+        for r in results:
+            sid, aid = r["student_id"], r["assignment_id"]
+            gb.update_or_create_student(sid)
+            gb.update_or_create_submission(aid, sid)
+            for cell in r["cells"]:
+                grade = gb.find_grade(cell["grade_id"], aid, aid, sid)
+                grade.auto_score = float(cell["points"])
+                grade.needs_manual_grade = False
+            submission = gb.find_submission(aid, sid)
+            submission.extra_credit = None
+            nb = gb.find_submission_notebook(aid, aid, sid)
+            nb.flagged = bool(r["flags"])
+        gb.db.commit()
+    finally:
+        gb.close()
+
+
+def read_gradebook(db_url: str) -> list[dict]:
+    """(assignment, student_id, score, max_score) for every submission in the gradebook."""
+    gb = _gradebook(db_url)
+    try:
+        rows = []
+        for assignment in sorted(gb.assignments, key=lambda a: a.name):
+            for student in sorted(gb.students, key=lambda s: s.id):
+                try:
+                    sub = gb.find_submission(assignment.name, student.id)
+                except Exception:  # noqa: BLE001 - nbgrader's MissingEntry: no submission
+                    continue
+                rows.append(
+                    {
+                        "assignment": assignment.name,
+                        "student_id": student.id,
+                        "score": float(sub.score),
+                        "max_score": float(sub.max_score),
+                        "flagged": any(nb.flagged for nb in sub.notebooks),
+                    }
+                )
+        return rows
+    finally:
+        gb.close()
+
+
+def export(
+    out_csv: Path,
+    db_url: str,
+    results_dir: Path | None = None,
+    source_dir: Path = Path("solutions"),
+) -> list[dict]:
+    """``course export``: optionally load OUT's results into the gradebook, then write a CSV.
+
+    The CSV has ``assignment,student_id,score,max_score,status,flags``; status and flags come
+    from the grading results when ``results_dir`` is given (they are not gradebook fields).
+    """
+    extra: dict[tuple[str, str], dict] = {}
+    if results_dir is not None:
+        state = results_dir / ".state"
+        if not state.is_dir():
+            raise RuntimeError(
+                f"{results_dir} has no grading results: run `course grade ... --out {results_dir}` first"
+            )
+        results = [json.loads(p.read_text())["result"] for p in sorted(state.glob("*.json"))]
+        aids = sorted({r["assignment_id"] for r in results})
+        sources = {a: load_source(source_dir / a / f"{a}.ipynb", a) for a in aids}
+        write_gradebook(db_url, results, sources)
+        extra = {(r["assignment_id"], r["student_id"]): r for r in results}
+    rows = read_gradebook(db_url)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_csv.parent, prefix=".tmp-", suffix=".csv")
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(EXPORT_COLUMNS)
+        for row in rows:
+            r = extra.get((row["assignment"], row["student_id"]))
+            status = r["status_text"] if r else ""
+            flags = ";".join(r["flags"]) if r else ("flagged" if row["flagged"] else "")
+            w.writerow(
+                [
+                    row["assignment"],
+                    row["student_id"],
+                    f"{row['score']:g}",
+                    f"{row['max_score']:g}",
+                    status,
+                    flags,
+                ]
+            )
+    os.replace(tmp, out_csv)
+    return rows

@@ -1,0 +1,766 @@
+"""Starting the student's process in a sandbox, and talking to it from the trusted side.
+
+The sandbox is bubblewrap (``bwrap``) when it is installed: new mount, PID, network, IPC and UTS
+namespaces; a file system that holds only the Python install and virtual environment
+(read-only), the ``course_lib`` package (read-only, with the assignment's own reference module
+and every compiled ``__pycache__`` hidden) and an empty scratch folder; an unprivileged uid of
+its own (so ``RLIMIT_NPROC`` bites: it does not apply to root); limits on address space, CPU
+time, processes and file size; and ``--die-with-parent``. Without bubblewrap the process still
+gets its own uid (when the interpreter is readable by it) and the resource limits, and
+:data:`FALLBACK_WARNING` is emitted: it can then read what that uid can read.
+
+:class:`Sandbox` owns the zygote (see :mod:`course_lib.instructor.worker`); :meth:`Sandbox.session`
+forks a child for one test cell and returns a :class:`Session`, whose
+:meth:`Session.get` gives :class:`RemoteObject` proxies for the student's names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import inspect
+import itertools
+import os
+import random
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import course_lib
+from course_lib.instructor import wire
+
+FALLBACK_WARNING = (
+    "bubblewrap (bwrap) is not installed: student code runs with resource limits and its own "
+    "uid only, without a private file system or network namespace. Install it "
+    "(apt-get install bubblewrap) before grading a real class."
+)
+
+
+class SandboxFailure(Exception):
+    """The student's process could not answer: it died, hung or sent garbage."""
+
+    status = "crashed"
+
+
+class WorkerTimeout(SandboxFailure):
+    status = "timeout"
+
+
+class WorkerCrashed(SandboxFailure):
+    status = "crashed"
+
+
+@dataclass
+class Limits:
+    """Per-submission limits. ``timeout`` is wall-clock seconds per test cell (and for loading)."""
+
+    timeout: float = 30.0
+    memory_mb: int = 2048
+    cpu_seconds: int = 600
+    max_processes: int = 64
+    max_file_mb: int = 64
+
+
+@dataclass
+class LoadResult:
+    errors: dict[str, str] = field(default_factory=dict)
+    defined: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # chunk id -> why (crash / timeout)
+
+
+def bwrap_path() -> str | None:
+    if os.environ.get("COURSE_SANDBOX") == "rlimits":  # tests of the fallback set this
+        return None
+    return shutil.which("bwrap")
+
+
+_uid_counter = itertools.count()
+
+
+def _sandbox_uid() -> int:
+    # A uid of its own per sandbox (no passwd entry needed), so RLIMIT_NPROC counts only it.
+    return 200_000 + (os.getpid() % 50_000) * 16 + next(_uid_counter) % 16
+
+
+def _parents(path: Path) -> list[Path]:
+    return [p for p in reversed(path.parents) if str(p) != "/"]
+
+
+class Sandbox:
+    """One submission's student process (the zygote), started with :meth:`start`."""
+
+    def __init__(self, scratch: Path, limits: Limits, hidden_modules: list[str]) -> None:
+        self.scratch = scratch
+        self.limits = limits
+        self.hidden_modules = hidden_modules
+        self.proc: subprocess.Popen | None = None
+        self.ctl: socket.socket | None = None
+        self.uid = _sandbox_uid()
+        self.isolated = False
+
+    # -- starting -----------------------------------------------------------------------------
+    def _command(self, child_fd: int) -> list[str]:
+        python = [sys.executable, "-I", "-m", "course_lib.instructor.worker", str(child_fd)]
+        bwrap = bwrap_path()
+        if bwrap is None:
+            self.isolated = False
+            return python
+        self.isolated = True
+        pkg = Path(course_lib.__file__).resolve().parent
+        venv = Path(sys.prefix).resolve()
+        base = Path(sys.base_prefix).resolve()
+        cmd = [
+            bwrap,
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--die-with-parent",
+            "--new-session",
+            "--cap-add",
+            "CAP_SETUID",
+            "--cap-add",
+            "CAP_SETGID",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+        ]
+        for name in ("bin", "lib", "lib64", "sbin"):
+            link = Path("/") / name
+            if link.is_symlink():
+                cmd += ["--symlink", os.readlink(link), str(link)]
+            elif link.is_dir():
+                cmd += ["--ro-bind", str(link), str(link)]
+        made: set[Path] = set()
+        for path, mode in ((base, "--ro-bind"), (venv, "--ro-bind"), (pkg, "--ro-bind")):
+            for parent in _parents(path):
+                if parent not in made and parent not in (Path("/usr"),):
+                    made.add(parent)
+                    cmd += ["--perms", "0755", "--dir", str(parent)]
+            cmd += [mode, str(path), str(path)]
+        for sub in sorted(pkg.rglob("__pycache__")):
+            cmd += ["--tmpfs", str(sub)]  # compiled reference code is readable source too
+        for module in self.hidden_modules:
+            target = pkg / f"{module}.py"
+            if target.exists():
+                cmd += ["--ro-bind", "/dev/null", str(target)]
+        cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for parent in _parents(self.scratch):
+            if parent not in made:
+                made.add(parent)
+                cmd += ["--perms", "0755", "--dir", str(parent)]
+        cmd += ["--bind", str(self.scratch), str(self.scratch), "--chdir", str(self.scratch)]
+        setpriv = shutil.which("setpriv")
+        if setpriv:
+            cmd += [
+                setpriv,
+                f"--reuid={self.uid}",
+                f"--regid={self.uid}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--no-new-privs",
+            ]
+        return cmd + python
+
+    def _preexec(self) -> None:
+        lim = self.limits
+        mem = lim.memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds + 5))
+        resource.setrlimit(resource.RLIMIT_NPROC, (lim.max_processes, lim.max_processes))
+        size = lim.max_file_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if not self.isolated and os.getuid() == 0 and self._python_readable_by_uid():
+            os.setgroups([])
+            os.setgid(self.uid)
+            os.setuid(self.uid)
+
+    def _python_readable_by_uid(self) -> bool:
+        # Without bubblewrap we can only drop to another uid if it can still run Python.
+        for path in (Path(sys.base_prefix), Path(sys.prefix), Path(course_lib.__file__).parent):
+            for p in [path, *path.parents]:
+                if p.exists() and not (p.stat().st_mode & 0o005 == 0o005):
+                    return False
+        return True
+
+    def start(self, chunks: list[dict], names: list[str]) -> LoadResult:
+        """Start the zygote and load the chunks; a chunk that kills or hangs it is skipped."""
+        result = LoadResult()
+        remaining = list(chunks)
+        for _attempt in range(len(chunks) + 1):
+            self.close()
+            status = self._start_once(remaining, names, result)
+            if status is None:
+                return result
+            bad_index, why = status
+            bad = remaining.pop(bad_index)
+            result.skipped[bad["id"]] = why
+        raise WorkerCrashed("the student's process could not be started")
+
+    def _start_once(
+        self, chunks: list[dict], names: list[str], result: LoadResult
+    ) -> tuple[int, str] | None:
+        parent, child = wire.socketpair()
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        if os.getuid() == 0:
+            os.chown(self.scratch, self.uid, self.uid)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.scratch),
+            "MPLCONFIGDIR": str(self.scratch / ".mpl"),
+            "MPLBACKEND": "Agg",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0",
+            "LANG": "C.UTF-8",
+        }
+        cmd = self._command(child.fileno())
+        if not self.isolated:
+            warnings.warn(FALLBACK_WARNING, RuntimeWarning, stacklevel=3)
+        log = open(self.scratch / "worker.log", "ab")  # noqa: SIM115 - owned by the process
+        try:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=(child.fileno(),),
+                env=env,
+                cwd=self.scratch,
+                preexec_fn=self._preexec,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+            child.close()
+        self.ctl = parent
+        deadline = time.monotonic() + max(60.0, 4 * self.limits.timeout)
+        current = -1
+        try:
+            wire.send_frame(parent, {"op": "load", "chunks": chunks, "names": names}, [])
+            while True:
+                header = self._recv_ctl(deadline)
+                if header.get("op") == "progress":
+                    current = int(header.get("chunk", -1))
+                    # Student code gets the per-cell timeout; the first chunk also pays imports.
+                    deadline = time.monotonic() + self.limits.timeout + (30 if current <= 0 else 0)
+                elif header.get("op") == "loaded":
+                    result.errors.update(
+                        {str(k): str(v) for k, v in dict(header["errors"]).items()}
+                    )
+                    result.defined = {str(k): str(v) for k, v in dict(header["defined"]).items()}
+                    return None
+                else:
+                    raise wire.WireError(f"unexpected {header.get('op')!r} while loading")
+        except WorkerTimeout:
+            self.close()
+            if 0 <= current < len(chunks):
+                return current, f"timeout: cell ran longer than {self.limits.timeout:g} s"
+            raise
+        except (wire.WireError, OSError) as exc:
+            self.close()
+            if 0 <= current < len(chunks):
+                return current, f"crashed: the process died while running this cell ({exc})"
+            raise WorkerCrashed(
+                f"the student's process died while starting: {self._log_tail()}"
+            ) from None
+
+    def _recv_ctl(self, deadline: float) -> dict:
+        assert self.ctl is not None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WorkerTimeout("no answer in time")
+        self.ctl.settimeout(remaining)
+        try:
+            header, _ = wire.recv_frame(self.ctl, max_frame=1 << 24)
+        except TimeoutError:
+            raise WorkerTimeout("no answer in time") from None
+        return header
+
+    def _log_tail(self) -> str:
+        try:
+            return (self.scratch / "worker.log").read_text(errors="replace")[-1500:]
+        except OSError:
+            return ""
+
+    # -- sessions -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self, deadline: float) -> Any:
+        """A fresh forked child for one test cell; killed afterwards whatever happened."""
+        if self.ctl is None or self.proc is None or self.proc.poll() is not None:
+            raise WorkerCrashed("the student's process is not running")
+        mine, theirs = wire.socketpair()
+        try:
+            socket.send_fds(self.ctl, [b"fork"], [theirs.fileno()])
+        except OSError as exc:
+            raise WorkerCrashed(f"cannot reach the student's process: {exc}") from None
+        finally:
+            theirs.close()
+        header = self._recv_ctl(time.monotonic() + 30)
+        if header.get("op") != "forked":
+            raise WorkerCrashed("the student's process did not fork")
+        sess = Session(mine, deadline)
+        clean = False
+        try:
+            yield sess
+            clean = sess.alive
+        finally:
+            try:
+                if clean:
+                    with contextlib.suppress(OSError):
+                        wire.send_frame(mine, {"op": "end"}, [])
+                mine.close()
+                socket.send_fds(self.ctl, [b"reap" if clean else b"kill"], [])
+                self._recv_ctl(time.monotonic() + 10)
+            except (OSError, wire.WireError, SandboxFailure):
+                self.close()  # the zygote is gone or stuck: the next cell restarts it
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and self.ctl is not None
+
+    def close(self) -> None:
+        if self.ctl is not None:
+            with contextlib.suppress(OSError):
+                self.ctl.close()
+            self.ctl = None
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+            self.proc = None
+        if not self.isolated and os.getuid() == 0:
+            # Without a PID namespace, the uid's stray processes (a fork bomb) must go too.
+            subprocess.run(
+                ["pkill", "-KILL", "-U", str(self.uid)], check=False, capture_output=True
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# The trusted side of a session: requests, callbacks and proxies.
+# ---------------------------------------------------------------------------------------------
+
+current_forbidden: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "current_forbidden", default=None
+)
+
+
+def _builtin_exception(name: str) -> type[Exception]:
+    import builtins
+
+    allowed = {
+        "ValueError",
+        "TypeError",
+        "IndexError",
+        "KeyError",
+        "NotImplementedError",
+        "RuntimeError",
+        "AssertionError",
+        "ZeroDivisionError",
+        "AttributeError",
+        "ArithmeticError",
+        "OverflowError",
+        "NameError",
+        "LookupError",
+        "MemoryError",
+        "RecursionError",
+        "UnboundLocalError",
+    }
+    if name in allowed:
+        return getattr(builtins, name)
+    return RuntimeError
+
+
+class StudentError(Exception):
+    """Marker mixed into exceptions re-raised from the student's process."""
+
+
+TRUSTED_PREFIXES = ("torch.", "numpy.", "builtins.", "collections.")
+
+
+def _trusted_class(path: str) -> type | None:
+    import importlib
+
+    if not path.startswith(TRUSTED_PREFIXES) or path in ("builtins.object",):
+        return None
+    module_name, _, qual = path.rpartition(".")
+    parts = path.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name, qual_parts = ".".join(parts[:cut]), parts[cut:]
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        try:
+            for p in qual_parts:
+                obj = getattr(obj, p)
+        except AttributeError:
+            return None
+        return obj if isinstance(obj, type) else None
+    return None
+
+
+class Session:
+    """One forked child: request/response with callbacks, under one deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.alive = True
+        self.trusted: dict[int, tuple[Any, bool]] = {}
+        self.next_tid = 1
+        self.gens: dict[int, Any] = {}
+        self.forbidden_events: list[str] = []
+        self.failure: SandboxFailure | None = None
+
+    # -- encoding -----------------------------------------------------------------------------
+    def to_ref(self, obj: Any) -> dict:
+        if isinstance(obj, RemoteObject):
+            if obj._session is not self:
+                raise SandboxFailure("a student object from an earlier test cell was reused")
+            return {"$": "ref", "side": "w", "id": obj._id}
+        if _is_generator(obj):
+            return self._gen_ref(obj)
+        tid = self.next_tid
+        self.next_tid += 1
+        self.trusted[tid] = (obj, True)
+        return {"$": "ref", "side": "t", "id": tid, "type": type(obj).__name__}
+
+    def _gen_ref(self, g: Any) -> dict:
+        import numpy as np
+        import torch
+
+        gid = self.next_tid
+        self.next_tid += 1
+        self.gens[gid] = g
+        if isinstance(g, torch.Generator):
+            kind, state = "torch", g.get_state()
+        elif isinstance(g, np.random.Generator):
+            kind, state = "numpy", g.bit_generator.state
+        else:
+            kind, state = "random", g.getstate()
+        enc = self._encoder
+        return {"$": "gen", "kind": kind, "gid": gid, "state": enc.encode(state)}
+
+    def from_ref(self, obj: dict) -> Any:
+        if obj.get("$") != "ref" or obj.get("side") != "w" or type(obj.get("id")) is not int:
+            raise wire.WireError("the student's process sent an invalid reference")
+        return RemoteObject(self, obj)
+
+    def _encode(self, value: Any) -> tuple[Any, list[bytes]]:
+        self._encoder = wire.Encoder(self.to_ref)
+        return self._encoder.encode(value), self._encoder.blobs
+
+    # -- request / response -------------------------------------------------------------------
+    def request(self, header: dict, value: Any = None) -> Any:
+        if not self.alive:
+            raise self.failure or WorkerCrashed("the student's process is gone")
+        try:
+            if value is not None:
+                header["args"], blobs = self._encode(value)
+            else:
+                blobs = []
+            wire.send_frame(self.sock, header, blobs)
+            outcome, result = self._await_reply(value)
+        except SandboxFailure as exc:
+            self._fail(exc)
+            raise
+        except TimeoutError:
+            exc = WorkerTimeout("the student's code did not finish in time")
+            self._fail(exc)
+            raise exc from None
+        except wire.ChannelClosed:
+            exc = WorkerCrashed("the student's process died (os._exit, a signal or out of memory)")
+            self._fail(exc)
+            raise exc from None
+        except (wire.WireError, OSError, ValueError, TypeError) as exc:
+            err = WorkerCrashed(f"the student's process sent a broken answer: {exc}")
+            self._fail(err)
+            raise err from None
+        if outcome == "raise":
+            raise result
+        return result
+
+    def _fail(self, exc: SandboxFailure) -> None:
+        self.alive = False
+        if self.failure is None:
+            self.failure = exc
+
+    def _recv(self) -> tuple[dict, list[bytes]]:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        self.sock.settimeout(remaining)
+        return wire.recv_frame(self.sock)
+
+    def _await_reply(self, sent: Any) -> tuple[str, Any]:
+        while True:
+            header, blobs = self._recv()
+            op = header.get("op")
+            if op in ("cb_call", "cb_getattr"):
+                self._serve_callback(header, blobs)
+                continue
+            extra = header.get("extra")
+            if extra is not None:
+                self._apply_extra(wire.decode(extra, blobs, self.from_ref), sent)
+            if op == "result":
+                return "return", wire.decode(header.get("value"), blobs, self.from_ref)
+            if op == "forbidden":
+                from course_lib.grading import GradingError
+
+                msg = str(header.get("msg", ""))[:2000]
+                self.forbidden_events.append(msg)
+                return "raise", GradingError(msg)
+            if op == "error":
+                cls = _builtin_exception(str(header.get("type", "")))
+                msg = str(header.get("msg", ""))[:2000]
+                return "raise", cls(msg)
+            raise wire.WireError(f"unexpected reply {op!r}")
+
+    def _apply_extra(self, extra: Any, sent: Any) -> None:
+        import torch
+
+        if not isinstance(extra, dict):
+            return
+        for path, new in extra.get("writeback", []) or []:
+            target = sent
+            try:
+                for key in path:
+                    target = target[key]
+            except (KeyError, IndexError, TypeError):
+                continue
+            if isinstance(target, torch.Tensor) and isinstance(new, torch.Tensor):
+                with torch.no_grad():
+                    if target.shape == new.shape and target.dtype == new.dtype:
+                        target.copy_(new)
+                    else:
+                        target.data = new
+        for gid, state in extra.get("gens", []) or []:
+            g = self.gens.get(gid)
+            if g is None:
+                continue
+            with contextlib.suppress(Exception):
+                if isinstance(g, torch.Generator):
+                    g.set_state(state)
+                elif hasattr(g, "bit_generator"):
+                    g.bit_generator.state = state
+                else:
+                    g.setstate(state)
+
+    def _serve_callback(self, header: dict, blobs: list[bytes]) -> None:
+        payload = wire.decode(header.get("payload"), blobs, self.from_ref)
+        entry = self.trusted.get(header.get("id"))
+        reply: dict = {"op": "cb_result"}
+        value = None
+        try:
+            if entry is None or not isinstance(payload, dict):
+                raise LookupError("unknown object")
+            obj, _callable = entry
+            if header["op"] == "cb_call":
+                if not callable(obj):
+                    raise TypeError("not callable")
+                value = obj(*payload.get("args", []), **payload.get("kwargs", {}))
+            else:
+                name = str(payload.get("name", ""))
+                if name.startswith("_"):
+                    raise AttributeError(name)
+                value = getattr(obj, name)
+                if isinstance(value, types.ModuleType) or (
+                    callable(value) and not _safe_method(obj, name)
+                ):
+                    raise AttributeError(f"{name} is not available to student code")
+            if _is_iterator(value):
+                value = list(itertools.islice(value, 100_000))
+            enc = wire.Encoder(self.to_ref)
+            reply["value"] = enc.encode(value)
+            wire.send_frame(self.sock, reply, enc.blobs)
+        except Exception as exc:  # noqa: BLE001 - the student's call fails, we go on
+            reply["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+            reply["value"] = None
+            wire.send_frame(self.sock, reply, [])
+
+    # -- convenience ----------------------------------------------------------------------------
+    def get(self, name: str) -> Any:
+        return self.request({"op": "get", "name": name})
+
+
+SAFE_MODULE_METHODS = {
+    "parameters",
+    "named_parameters",
+    "buffers",
+    "named_buffers",
+    "state_dict",
+    "children",
+    "named_children",
+    "modules",
+    "named_modules",
+    "forward",
+}
+
+
+def _safe_method(owner: Any, name: str) -> bool:
+    import torch
+
+    return isinstance(owner, torch.nn.Module) and name in SAFE_MODULE_METHODS
+
+
+def _is_iterator(value: Any) -> bool:
+    return isinstance(value, types.GeneratorType | map | filter | zip)
+
+
+def _is_generator(value: Any) -> bool:
+    import numpy as np
+    import torch
+
+    return isinstance(value, torch.Generator | np.random.Generator | random.Random)
+
+
+class RemoteObject:
+    """A student's object seen from the grader: attribute access, calls, items, len, iter.
+
+    Comparisons, ``bool`` and ``hash`` stay local (identity), so a student's object cannot
+    claim to equal the expected answer. ``isinstance`` sees the nearest torch/numpy/builtin
+    class of the remote object (``nn.Module`` for a student's module), classes act as classes
+    for ``isinstance``/``issubclass``.
+    """
+
+    __slots__ = ("_session", "_id", "_meta", "__weakref__")
+
+    def __init__(self, session: Session, meta: dict) -> None:
+        object.__setattr__(self, "_session", session)
+        object.__setattr__(self, "_id", meta["id"])
+        object.__setattr__(self, "_meta", meta)
+
+    # identity and type -----------------------------------------------------------------------
+    @property
+    def __class__(self) -> type:  # noqa: D105 - isinstance() consults this
+        meta = object.__getattribute__(self, "_meta")
+        if meta.get("is_class"):
+            return type
+        for path in meta.get("mro", [])[:32]:
+            cls = _trusted_class(str(path))
+            if cls is not None:
+                return cls
+        return RemoteObject
+
+    @property
+    def __bases__(self) -> tuple:
+        meta = object.__getattribute__(self, "_meta")
+        if not meta.get("is_class"):
+            raise AttributeError("__bases__")
+        for path in meta.get("class_mro", [])[1:32]:
+            cls = _trusted_class(str(path))
+            if cls is not None:
+                return (cls,)
+        return (object,)
+
+    @property
+    def __mro__(self) -> tuple:
+        return self.__bases__ + (object,)
+
+    @property
+    def __name__(self) -> str:
+        return str(object.__getattribute__(self, "_meta").get("name", "student_object"))
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        params = []
+        default = _Default()
+        for name, kind, has_default in object.__getattribute__(self, "_meta").get("sig", []):
+            try:
+                params.append(
+                    inspect.Parameter(
+                        str(name),
+                        inspect._ParameterKind(int(kind)),
+                        default=default if has_default else inspect.Parameter.empty,
+                    )
+                )
+            except (ValueError, TypeError):
+                raise ValueError("no signature") from None
+        try:
+            return inspect.Signature(params)
+        except (ValueError, TypeError):
+            raise ValueError("no signature") from None
+
+    def __instancecheck__(self, instance: Any) -> bool:
+        if isinstance(instance, RemoteObject) and instance._session is self._session:
+            return bool(self._session.request({"op": "isinstance", "id": self._id}, instance))
+        return False
+
+    def __subclasscheck__(self, subclass: Any) -> bool:
+        if isinstance(subclass, RemoteObject) and subclass._session is self._session:
+            return bool(self._session.request({"op": "issubclass", "id": self._id}, subclass))
+        return False
+
+    # forwarding ------------------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name == "__qualname__":
+            return self.__name__
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return self._session.request({"op": "getattr", "id": self._id, "name": name})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._session.request({"op": "setattr", "id": self._id, "name": name}, value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        header = {"op": "call", "id": self._id, "name": self.__name__}
+        forbidden = current_forbidden.get()
+        if forbidden:
+            header["forbidden"] = {str(k): str(v) for k, v in forbidden.items()}
+        return self._session.request(header, (list(args), kwargs))
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._session.request({"op": "getitem", "id": self._id}, key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._session.request({"op": "setitem", "id": self._id}, [key, value])
+
+    def __len__(self) -> int:
+        n = self._session.request({"op": "len", "id": self._id})
+        if type(n) is not int:
+            raise TypeError("len() of a student object must be an int")
+        return n
+
+    def __iter__(self) -> Any:
+        items = self._session.request({"op": "iter", "id": self._id})
+        if type(items) is not list:
+            raise TypeError("iteration over a student object must give a list")
+        return iter(items)
+
+    def __contains__(self, item: Any) -> bool:
+        return bool(self._session.request({"op": "contains", "id": self._id}, item) is True)
+
+    def __repr__(self) -> str:
+        meta = object.__getattribute__(self, "_meta")
+        return f"<student {str(meta.get('type', 'object'))[:80]}>"
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+def scratch_root() -> Path:
+    """Where sandboxes get their scratch folders (world-traversable, under the system temp)."""
+    root = Path(tempfile.gettempdir()) / "course-grading"
+    root.mkdir(exist_ok=True)
+    with contextlib.suppress(PermissionError):
+        root.chmod(0o711)
+    return root

@@ -1,0 +1,429 @@
+"""The student side: runs inside the sandbox, holds the student's objects, answers requests.
+
+Started as ``python -I -m course_lib.instructor.worker CTL_FD``. It is a *zygote*: it imports
+torch once, runs the notebook's setup cells and the student's cells (reporting which one it is
+on, so a cell that kills the process can be skipped on the next start), then forks one child
+per test cell. Each child serves requests on its own socket (received over the control socket)
+and dies with the cell, so a crash, a hang or state the student's code leaves behind costs one
+test cell, not the notebook.
+
+Nothing here is trusted: the student's code runs in this process and may change anything in
+it. The grader only ever reads plain data from it (see :mod:`course_lib.instructor.wire`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+import random
+import signal
+import socket
+import sys
+import traceback
+import types
+import warnings
+from typing import Any
+
+ERR_LIMIT = 2000  # characters of an error message sent back
+
+
+def _short(text: str, limit: int = ERR_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _type_path(t: type) -> str:
+    return f"{getattr(t, '__module__', '?')}.{getattr(t, '__qualname__', '?')}"
+
+
+class _TrustedStub:
+    """An object of the grader's (a callable or a module) that the student's code was given."""
+
+    def __init__(self, server: Server, ref: dict) -> None:
+        self._server, self._ref = server, ref
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._server.callback("cb_call", self._ref["id"], args=list(args), kwargs=kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._server.callback("cb_getattr", self._ref["id"], name=name)
+
+    def __repr__(self) -> str:
+        return f"<grader's {self._ref.get('type', 'object')}>"
+
+
+class Server:
+    """Serves one socket: a handle table plus the request loop (used by each forked child)."""
+
+    def __init__(self, sock: socket.socket, ns: dict, wire: Any, grading: Any) -> None:
+        self.sock, self.ns, self.wire, self.G = sock, ns, wire, grading
+        self.handles: dict[int, Any] = {}
+        self.next_id = 1
+        self.gens: dict[int, Any] = {}
+
+    # -- encoding ---------------------------------------------------------------------------
+    def to_ref(self, obj: Any) -> dict:
+        if isinstance(obj, types.GeneratorType | map | filter | zip):
+            raise TypeError("iterator")  # materialised by the caller
+        hid = self.next_id
+        self.next_id += 1
+        self.handles[hid] = obj
+        t = type(obj)
+        meta: dict[str, Any] = {
+            "$": "ref",
+            "side": "w",
+            "id": hid,
+            "type": _type_path(t),
+            "mro": [_type_path(c) for c in t.__mro__][:32],
+            "callable": callable(obj),
+            "is_class": isinstance(obj, type),
+        }
+        if isinstance(obj, type):
+            meta["class_mro"] = [_type_path(c) for c in obj.__mro__][:32]
+        name = (
+            getattr(obj, "__name__", None) if isinstance(obj, type | types.FunctionType) else None
+        )
+        if isinstance(name, str):
+            meta["name"] = name[:200]
+        if callable(obj):
+            try:
+                sig = inspect.signature(obj)
+                meta["sig"] = [
+                    [p.name, int(p.kind), p.default is not p.empty] for p in sig.parameters.values()
+                ][:64]
+            except (TypeError, ValueError):
+                pass
+        return meta
+
+    def encode(self, value: Any) -> tuple[Any, list[bytes]]:
+        return self.wire.encode(self._materialise(value), self.to_ref)
+
+    @staticmethod
+    def _materialise(value: Any) -> Any:
+        if isinstance(value, types.GeneratorType | map | filter | zip):
+            out = []
+            for i, v in enumerate(value):
+                if i >= 100_000:
+                    break
+                out.append(v)
+            return out
+        return value
+
+    def from_ref(self, obj: dict) -> Any:
+        if obj.get("$") == "gen":
+            return self._make_generator(obj)
+        if obj.get("side") == "w":
+            hid = obj.get("id")
+            if hid not in self.handles:
+                raise self.wire.WireError(f"unknown handle {hid!r}")
+            return self.handles[hid]
+        return _TrustedStub(self, obj)
+
+    def _make_generator(self, obj: dict) -> Any:
+        kind = obj.get("kind")
+        if kind == "torch":
+            import torch
+
+            g = torch.Generator()
+            g.set_state(self.decode(obj["state"], self._blobs))
+        elif kind == "numpy":
+            import numpy as np
+
+            state = self.decode(obj["state"], self._blobs)
+            name = state.get("bit_generator") if isinstance(state, dict) else None
+            if name not in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"):
+                raise self.wire.WireError(f"bit generator {name!r} is not supported")
+            g = np.random.Generator(getattr(np.random, name)())
+            g.bit_generator.state = state
+        elif kind == "random":
+            g = random.Random()
+            g.setstate(self.decode(obj["state"], self._blobs))
+        else:
+            raise self.wire.WireError(f"unknown generator kind {kind!r}")
+        self.gens[obj["gid"]] = (kind, g)
+        return g
+
+    def decode(self, obj: Any, blobs: list[bytes]) -> Any:
+        self._blobs = blobs
+        return self.wire.decode(obj, blobs, self.from_ref)
+
+    def send(self, header: dict, value: Any = None, *, has_value: bool = False) -> None:
+        blobs: list[bytes] = []
+        if has_value:
+            header["value"], blobs = self.encode(value)
+        self.wire.send_frame(self.sock, header, blobs)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def serve(self) -> None:
+        while True:
+            header, blobs = self.wire.recv_frame(self.sock)
+            if header.get("op") == "end":
+                return
+            self.dispatch(header, blobs)
+
+    def callback(self, op: str, ref_id: int, **payload: Any) -> Any:
+        value, blobs = self.encode(payload)
+        self.wire.send_frame(self.sock, {"op": op, "id": ref_id, "payload": value}, blobs)
+        while True:  # the grader may call back into us while computing the answer
+            header, blobs = self.wire.recv_frame(self.sock)
+            if header.get("op") == "cb_result":
+                result = self.decode(header.get("value"), blobs)
+                if "error" in header:
+                    raise RuntimeError(str(header["error"])[:ERR_LIMIT])
+                return result
+            self.dispatch(header, blobs)
+
+    def dispatch(self, header: dict, blobs: list[bytes]) -> None:
+        op = header.get("op")
+        self.gens = {}
+        try:
+            args = self.decode(header.get("args"), blobs) if "args" in header else None
+            target = self.handles.get(header.get("id")) if "id" in header else None
+            if op == "get":
+                name = header.get("name")
+                if name not in self.ns:
+                    raise NameError(f"name {name!r} is not defined")
+                self.send({"op": "result"}, self.ns[name], has_value=True)
+                return
+            if op == "call":
+                self.do_call(header, target, args)
+                return
+            if op == "getattr":
+                value = getattr(target, str(header.get("name")))
+            elif op == "setattr":
+                setattr(target, str(header.get("name")), args)
+                value = None
+            elif op == "getitem":
+                value = target[args]
+            elif op == "setitem":
+                target[args[0]] = args[1]
+                value = None
+            elif op == "len":
+                value = int(len(target))
+            elif op == "iter":
+                value = list(iter(target))[:100_000]
+            elif op == "contains":
+                value = bool(args in target)
+            elif op == "repr":
+                value = _short(repr(target), 500)
+            elif op == "isinstance":
+                value = bool(isinstance(args, target))
+            elif op == "issubclass":
+                value = bool(isinstance(args, type) and issubclass(args, target))
+            elif op == "release":
+                for hid in args or []:
+                    self.handles.pop(hid, None)
+                value = None
+            else:
+                raise ValueError(f"unknown request {op!r}")
+            self.send({"op": "result"}, value, has_value=True)
+        except BaseException as exc:  # noqa: BLE001 - everything goes back as an error reply
+            if isinstance(exc, KeyboardInterrupt | SystemExit) and op not in ("call",):
+                pass
+            self.send_error(exc)
+
+    def send_error(self, exc: BaseException, **extra: Any) -> None:
+        header = {
+            "op": "error",
+            "type": type(exc).__name__[:100],
+            "msg": _short(str(exc)),
+            "tb": _short("".join(traceback.format_exception(exc)), 8000),
+        }
+        header.update(extra)
+        self.wire.send_frame(self.sock, header, [])
+
+    def do_call(self, header: dict, target: Any, args: Any) -> None:
+        import torch
+
+        call_args, call_kwargs = args
+        snapshot = _tensors(call_args, call_kwargs)
+        before = [(path, t.detach().clone()) for path, t in snapshot]
+        forbidden = header.get("forbidden") or {}
+        name = str(header.get("name") or getattr(target, "__name__", "your code"))
+        usable = {}
+        for path, why in forbidden.items():
+            try:
+                self.G._targets(path)
+                usable[path] = why
+            except Exception:  # noqa: BLE001 - a hidden reference module cannot be called
+                continue
+        violation = None
+        identity = self.G._forbidden_identity(target, usable, name) if usable else None
+        error: BaseException | None = None
+        result = None
+        if identity:
+            violation = identity
+        else:
+            sink = io.StringIO()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                saved = sys.stdout, sys.stderr
+                sys.stdout = sys.stderr = sink
+                try:
+                    with self.G.forbid(usable, fn=target, name=name) as violations:
+                        try:
+                            result = target(*call_args, **call_kwargs)
+                        except self.G._ForbiddenCall as exc:
+                            violation = str(exc.args[0])
+                        except BaseException as exc:  # noqa: BLE001 - reported to the grader
+                            error = exc
+                    if violations and violation is None:
+                        violation = violations[0] + " (and the error was caught inside your code)"
+                finally:
+                    sys.stdout, sys.stderr = saved
+        writeback = []
+        for (path, t), (_, old) in zip(snapshot, before):
+            if t.shape != old.shape or t.dtype != old.dtype or not torch.equal(t.detach(), old):
+                writeback.append([path, t.detach().clone()])
+        gens = []
+        for gid, (kind, g) in self.gens.items():
+            if kind == "torch":
+                gens.append([gid, g.get_state()])
+            elif kind == "numpy":
+                gens.append([gid, g.bit_generator.state])
+            else:
+                gens.append([gid, g.getstate()])
+        extra_value, extra_blobs = self.encode({"writeback": writeback, "gens": gens})
+        if violation is not None:
+            self.wire.send_frame(
+                self.sock,
+                {"op": "forbidden", "msg": _short(violation), "extra": extra_value},
+                extra_blobs,
+            )
+            return
+        if error is not None:
+            header = {
+                "op": "error",
+                "type": type(error).__name__[:100],
+                "msg": _short(str(error)),
+                "tb": _short("".join(traceback.format_exception(error)), 8000),
+            }
+            enc = self.wire.Encoder(self.to_ref)
+            header["extra"] = enc.encode({"writeback": writeback, "gens": gens})
+            self.wire.send_frame(self.sock, header, enc.blobs)
+            return
+        enc = self.wire.Encoder(self.to_ref)
+        header = {"op": "result"}
+        header["value"] = enc.encode(self._materialise(result))
+        header["extra"] = enc.encode({"writeback": writeback, "gens": gens})
+        self.wire.send_frame(self.sock, header, enc.blobs)
+
+
+def _tensors(args: Any, kwargs: Any) -> list[tuple[list, Any]]:
+    import torch
+
+    found: list[tuple[list, Any]] = []
+
+    def walk(value: Any, path: list) -> None:
+        if isinstance(value, torch.Tensor):
+            found.append((path, value))
+        elif type(value) in (list, tuple):
+            for i, v in enumerate(value):
+                walk(v, path + [i])
+        elif type(value) is dict:
+            for k, v in value.items():
+                if type(k) in (str, int):
+                    walk(v, path + [k])
+
+    walk(list(args), [0])
+    walk(kwargs, [1])
+    return found
+
+
+def _run_chunks(chunks: list[dict], ns: dict, ctl: socket.socket, wire: Any) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for i, chunk in enumerate(chunks):
+        wire.send_frame(ctl, {"op": "progress", "chunk": i}, [])
+        sink = io.StringIO()
+        saved = sys.stdout, sys.stderr
+        sys.stdout = sys.stderr = sink
+        try:
+            code = compile(chunk["source"], f"<cell {chunk['id']}>", "exec")
+            exec(code, ns)  # noqa: S102 - this is the sandbox: running student code is its job
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and friends too
+            errors[chunk["id"]] = _short(f"{type(exc).__name__}: {exc}", 500)
+        finally:
+            sys.stdout, sys.stderr = saved
+            sink.seek(0)
+            sink.truncate()
+    return errors
+
+
+def main() -> None:
+    ctl_fd = int(sys.argv[1])
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a huge write fails instead of killing us
+    ctl = socket.socket(fileno=ctl_fd)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import torch
+
+    torch.set_num_threads(1)
+    from course_lib import grading
+    from course_lib.instructor import wire
+
+    header, blobs = wire.recv_frame(ctl)
+    if header.get("op") != "load":
+        raise SystemExit("expected a load request")
+    main_module = types.ModuleType("__main__")
+    main_module.__dict__["__builtins__"] = __builtins__
+    sys.modules["__main__"] = main_module
+    ns = main_module.__dict__
+    torch.manual_seed(0)
+    random.seed(0)
+    errors = _run_chunks(header["chunks"], ns, ctl, wire)
+    defined = {}
+    for name in header.get("names", []):
+        if name in ns:
+            defined[name] = type(ns[name]).__name__
+    wire.send_frame(ctl, {"op": "loaded", "errors": errors, "defined": defined}, [])
+    children: set[int] = set()
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(ctl, 1 << 16, 1)
+        except OSError:
+            break
+        if not msg:
+            break
+        op = msg.decode(errors="replace")
+        if op == "fork" and fds:
+            try:
+                pid = os.fork()
+            except OSError as exc:  # out of processes (a fork bomb left behind)
+                os.close(fds[0])
+                wire.send_frame(ctl, {"op": "fork_failed", "msg": str(exc)[:200]}, [])
+                continue
+            if pid == 0:
+                os.setpgid(0, 0)  # its own group, so everything it forks dies with it
+                ctl.close()
+                sock = socket.socket(fileno=fds[0])
+                server = Server(sock, ns, wire, grading)
+                try:
+                    server.serve()
+                finally:
+                    os._exit(0)
+            os.close(fds[0])
+            children.add(pid)
+            wire.send_frame(ctl, {"op": "forked", "pid": pid}, [])
+        elif op.startswith(("reap", "kill")):
+            for pid in list(children):
+                for kill in (os.killpg, os.kill):
+                    try:
+                        kill(pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
+                os.waitpid(pid, 0)
+                children.discard(pid)
+            wire.send_frame(ctl, {"op": "reaped"}, [])
+        elif op == "exit":
+            break
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

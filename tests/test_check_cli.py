@@ -1,0 +1,98 @@
+"""`course check` runs a notebook and prints a per-test table; `course release` validates ids."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import notebook_harness as H
+import pytest
+
+from course_lib import cli
+
+CHAPTER = "04_positions"  # small and quick to run
+
+
+def _course(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "course_lib.cli", *args],
+        cwd=cwd,
+        env=H._env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_parser_has_release_and_check() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["release"]).ids == []
+    assert parser.parse_args(["release", "05_attention"]).ids == ["05_attention"]
+    assert parser.parse_args(["check", "x.ipynb"]).notebook == Path("x.ipynb")
+    with pytest.raises(SystemExit):
+        parser.parse_args([])
+
+
+def test_release_rejects_an_unknown_id(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["release", "99_nothing", "--root", str(H.REPO_ROOT)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown assignment 99_nothing" in err and "05_attention" in err
+
+
+def test_check_rejects_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["check", str(tmp_path / "nope.ipynb")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_course_root_is_found_from_a_subfolder() -> None:
+    assert cli.course_root(H.REPO_ROOT / "exercises") == H.REPO_ROOT
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("check_cli")
+def test_check_blank_then_solved(tmp_path: Path) -> None:
+    blank = tmp_path / f"{CHAPTER}.ipynb"
+    nbformat.write(H.released(CHAPTER), blank)
+    proc = _course("check", str(blank), cwd=tmp_path)
+    table = proc.stdout
+    assert proc.returncode == 1, table + proc.stderr
+    tests = list(H.test_cells(H.released(CHAPTER)))
+    for gid in tests:
+        assert gid in table
+    assert (
+        "0 / 4  failed: GradingError: sinusoidal_positional_encoding is not implemented yet"
+        in table
+    )
+    assert "total" in table and "Some tests fail" in table
+    # the explorer cell must not crash the blank notebook: it prints a hint instead
+    assert proc.stderr.count("Traceback") == 0
+
+    solved = tmp_path / "solved.ipynb"
+    nb = H.fill(CHAPTER)
+    nb.cells[0].source += "\n"  # markdown edits are fine
+    nbformat.write(nb, solved)
+    proc = _course("check", str(solved), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    points = sum(c.metadata.nbgrader.points for c in H.test_cells(nb).values())
+    assert f"{points} / {points}" in proc.stdout
+    assert "failed" not in proc.stdout and "All visible tests pass" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("check_cli")
+def test_check_reports_one_broken_function(tmp_path: Path) -> None:
+    wrong = (
+        "def relative_positions(T, max_distance):\n"
+        "    pos = torch.arange(T)\n"
+        "    return (pos[:, None] - pos[None, :]).clamp(-max_distance, max_distance) + max_distance\n"
+    )
+    path = tmp_path / "one_wrong.ipynb"
+    nbformat.write(H.fill(CHAPTER, {"relative_positions": wrong}), path)
+    proc = _course("check", str(path), cwd=tmp_path)
+    assert proc.returncode == 1
+    rows = {ln.split()[0]: ln for ln in proc.stdout.splitlines() if ln.startswith("  test_")}
+    assert "passed" in rows["test_sinusoidal_positional_encoding"]
+    assert "failed" in rows["test_relative_positions"]
+    assert "0 / 4" in rows["test_relative_positions"]

@@ -1,0 +1,174 @@
+"""The student's view: JupyterLab on localhost in headless Chromium.
+
+Open a released exercise, type a correct solution into one solution cell, run all cells, and
+see that cell's tests pass (no error, nothing on stderr), the other tests fail with "not
+implemented yet", and the explorer widget built on the student's function render.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import notebook_harness as H
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("jupyterlab")]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+CHAPTER = "04_positions"
+FUNCTION = "sinusoidal_positional_encoding"  # its explorer widget needs only this function
+TIMEOUT_MS = 240_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A JupyterLab server on 127.0.0.1 serving a copy of the exercise; yields (url, token)."""
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copy(H.EXERCISES / CHAPTER / f"{CHAPTER}.ipynb", root / f"{CHAPTER}.ipynb")
+    # Render every cell (no windowing), so that cells far down the notebook are in the page.
+    settings = root / ".settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(root / ".jupyter"),
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
+    )
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(root / ".settings")
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--allow-root",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            f"--LabServerApp.workspaces_dir={root / '.workspaces'}",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5)
+                break
+            except OSError:
+                if server.poll() is not None or time.time() > deadline:
+                    pytest.fail("JupyterLab did not start", pytrace=False)
+                time.sleep(1)
+        yield url, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _solution_body() -> str:
+    cell = H.solution_cells(H.solution(CHAPTER))[FUNCTION]
+    return H.strip_markers(cell.source)
+
+
+def test_student_solves_one_function_in_jupyterlab(lab: tuple[str, str]) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, token = lab
+    nb = H.released(CHAPTER)
+    index = {H.grade_id(c): i for i, c in enumerate(nb.cells)}
+    demo_index = max(
+        i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "nbgrader" not in c.metadata
+    )
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{url}/lab/tree/{CHAPTER}.ipynb?token={token}")
+        notebook = page.locator(".jp-NotebookPanel:visible .jp-Notebook")
+        notebook.wait_for()
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for()
+        cells = notebook.locator(":scope > .jp-Cell")
+
+        # Replace the stub of the solution cell with a correct implementation.
+        editor = cells.nth(index[FUNCTION]).locator(".cm-content")
+        editor.click()
+        page.keyboard.press("Control+a")
+        page.keyboard.press("Delete")
+        page.keyboard.insert_text(_solution_body())  # no auto-indent: the text arrives as is
+
+        # Run > Run All Cells
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+        demo = cells.nth(demo_index)
+        # The run is over when the explorer shows its widget (or an error appears in it).
+        demo.locator(".jp-OutputArea-output").first.wait_for()
+        demo.locator(
+            ".widget-slider, .jp-RenderedText[data-mime-type='application/vnd.jupyter.stderr']"
+        ).first.wait_for()
+
+        own = cells.nth(index[f"test_{FUNCTION}"])
+        assert own.locator("[data-mime-type='application/vnd.jupyter.stderr']").count() == 0, (
+            own.inner_text()
+        )
+        assert "Error" not in own.locator(".jp-OutputArea").inner_text()
+        assert own.locator(".jp-InputArea-prompt").inner_text().strip() not in ("[ ]:", "[*]:")
+
+        other = cells.nth(index["test_relative_positions"])
+        assert "not implemented yet" in other.locator(".jp-OutputArea").inner_text()
+
+        assert demo.locator(".widget-slider").count() == 1
+        demo.locator(".widget-output img").first.wait_for()
+        page.screenshot(path=str(_artifacts() / "jupyterlab_04_positions.png"))
+        browser.close()
+
+
+def _artifacts() -> Path:
+    path = H.REPO_ROOT / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def test_the_typed_solution_is_the_reference_body() -> None:
+    body = _solution_body()
+    assert f"def {FUNCTION}(" in body and "BEGIN SOLUTION" not in body
+    compile(body, FUNCTION, "exec")
+    nb = nbformat.from_dict(H.released(CHAPTER))
+    assert any(H.grade_id(c) == FUNCTION for c in nb.cells)
