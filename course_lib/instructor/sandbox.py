@@ -142,6 +142,9 @@ class Sandbox:
                 cmd += ["--symlink", os.readlink(link), str(link)]
             elif link.is_dir():
                 cmd += ["--ro-bind", str(link), str(link)]
+        # A fresh /tmp first: the venv or the package may themselves live under /tmp (a CI
+        # clone, say), and a later tmpfs would hide them again.
+        cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         made: set[Path] = set()
         for path, mode in ((base, "--ro-bind"), (venv, "--ro-bind"), (pkg, "--ro-bind")):
             for parent in _parents(path):
@@ -155,7 +158,6 @@ class Sandbox:
             target = pkg / f"{module}.py"
             if target.exists():
                 cmd += ["--ro-bind", "/dev/null", str(target)]
-        cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         for parent in _parents(self.scratch):
             if parent not in made:
                 made.add(parent)
