@@ -25,6 +25,7 @@ from torch import Tensor
 # `y = x Wᵀ + b` with PyTorch's layout: `weight` is `(out, in)`, one row per output feature,
 # and `x` may have any number of leading axes `(…, in)`.
 
+
 # %% solution linear
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x Wᵀ + b, like ``F.linear``: (..., in), (out, in), (out,) -> (..., out)."""
@@ -34,6 +35,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         out = out + bias  # (out,) broadcasts over the leading axes
     return out
     ### END SOLUTION
+
 
 # %% tests test_linear points=3
 from course_lib import grading as G
@@ -70,10 +72,20 @@ assert G.check_function(linear, ref.linear, cases, forbidden=FORBIDDEN, mistakes
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("01/linear")
 hidden = [
-    G.Case(torch.randn(5, 7, generator=g), torch.randn(4, 7, generator=g), torch.randn(4, generator=g)),
-    G.Case(torch.randn(3, generator=g), torch.randn(3, 3, generator=g), torch.randn(3, generator=g), label="one vector"),
-    G.Case(torch.randn(2, 2, 3, 6, generator=g, dtype=torch.float64),
-           torch.randn(5, 6, generator=g, dtype=torch.float64), label="4-D, float64"),
+    G.Case(
+        torch.randn(5, 7, generator=g), torch.randn(4, 7, generator=g), torch.randn(4, generator=g)
+    ),
+    G.Case(
+        torch.randn(3, generator=g),
+        torch.randn(3, 3, generator=g),
+        torch.randn(3, generator=g),
+        label="one vector",
+    ),
+    G.Case(
+        torch.randn(2, 2, 3, 6, generator=g, dtype=torch.float64),
+        torch.randn(5, 6, generator=g, dtype=torch.float64),
+        label="4-D, float64",
+    ),
 ]
 assert G.check_function(linear, ref.linear, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)
 ### END HIDDEN TESTS
@@ -84,6 +96,7 @@ assert G.check_function(linear, ref.linear, hidden, forbidden=FORBIDDEN, mistake
 # `loss = mean((pred − target)²)` over all `N` elements. Differentiate by hand: each element
 # contributes `1/N` of the mean, so `∂loss/∂pred = 2 (pred − target) / N`. Return
 # `(loss, grad)`: a 0-d tensor and a tensor shaped like `pred`.
+
 
 # %% solution mse_loss_and_grad
 def mse_loss_and_grad(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -96,6 +109,7 @@ def mse_loss_and_grad(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     return loss, grad
     ### END SOLUTION
 
+
 # %% tests test_mse_loss_and_grad-loss points=1
 from course_lib import grading as G
 from course_lib import tensors as ref
@@ -103,9 +117,13 @@ from course_lib import tensors as ref
 FORBIDDEN = G.NO_AUTOGRAD | {"torch.nn.functional.mse_loss": "write the mean yourself"}
 FORBIDDEN |= G.no_reference(ref)
 MISTAKES = [
-    G.Mistake("the squared errors are summed, not averaged", lambda p, t: (((p - t) ** 2).sum(), p)),
+    G.Mistake(
+        "the squared errors are summed, not averaged", lambda p, t: (((p - t) ** 2).sum(), p)
+    ),
     G.Mistake("the errors are not squared", lambda p, t: ((p - t).mean(), p)),
-    G.Mistake("that is the root of the mean squared error", lambda p, t: (((p - t) ** 2).mean().sqrt(), p)),
+    G.Mistake(
+        "that is the root of the mean squared error", lambda p, t: (((p - t) ** 2).mean().sqrt(), p)
+    ),
 ]
 # Errors 1, -2 and 0: squares 1, 4, 0, mean 5/3.
 pred, target = torch.tensor([2.0, 0.0, 1.0]), torch.tensor([1.0, 2.0, 1.0])
@@ -113,16 +131,28 @@ g = torch.Generator().manual_seed(1)
 batch = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
 cases = [G.Case(pred, target, label="worked example"), G.Case(*batch, label="(4, 3) batch")]
 assert G.check_function(
-    mse_loss_and_grad, ref.mse_loss_and_grad, cases, select=0, what="the loss",
-    forbidden=FORBIDDEN, mistakes=MISTAKES,
+    mse_loss_and_grad,
+    ref.mse_loss_and_grad,
+    cases,
+    select=0,
+    what="the loss",
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
 )
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("01/mse-loss")
-hidden = [G.Case(torch.randn(2, 3, 5, generator=g), torch.randn(2, 3, 5, generator=g)),
-          G.Case(torch.randn(1, generator=g), torch.randn(1, generator=g), label="one element")]
+hidden = [
+    G.Case(torch.randn(2, 3, 5, generator=g), torch.randn(2, 3, 5, generator=g)),
+    G.Case(torch.randn(1, generator=g), torch.randn(1, generator=g), label="one element"),
+]
 assert G.check_function(
-    mse_loss_and_grad, ref.mse_loss_and_grad, hidden, select=0, what="the loss",
-    forbidden=FORBIDDEN, mistakes=MISTAKES,
+    mse_loss_and_grad,
+    ref.mse_loss_and_grad,
+    hidden,
+    select=0,
+    what="the loss",
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
 )
 ### END HIDDEN TESTS
 
@@ -133,13 +163,21 @@ from course_lib import tensors as ref
 FORBIDDEN = G.NO_AUTOGRAD | {"torch.nn.functional.mse_loss": "write the mean yourself"}
 FORBIDDEN |= G.no_reference(ref)
 MISTAKES = [
-    G.Mistake("the gradient is not divided by N, the number of elements averaged",
-              lambda p, t: (None, 2 * (p - t))),
-    G.Mistake("the factor 2 from d(u²)/du = 2u is missing", lambda p, t: (None, (p - t) / p.numel())),
-    G.Mistake("the gradient has the wrong sign: differentiate with respect to pred, not target",
-              lambda p, t: (None, 2 * (t - p) / p.numel())),
-    G.Mistake("the gradient is divided by the batch size only; the mean runs over all N elements",
-              lambda p, t: (None, 2 * (p - t) / p.shape[0])),
+    G.Mistake(
+        "the gradient is not divided by N, the number of elements averaged",
+        lambda p, t: (None, 2 * (p - t)),
+    ),
+    G.Mistake(
+        "the factor 2 from d(u²)/du = 2u is missing", lambda p, t: (None, (p - t) / p.numel())
+    ),
+    G.Mistake(
+        "the gradient has the wrong sign: differentiate with respect to pred, not target",
+        lambda p, t: (None, 2 * (t - p) / p.numel()),
+    ),
+    G.Mistake(
+        "the gradient is divided by the batch size only; the mean runs over all N elements",
+        lambda p, t: (None, 2 * (p - t) / p.shape[0]),
+    ),
 ]
 # d/dpred of mean((pred - target)²) at errors [1, -2, 0] is 2·[1, -2, 0] / 3.
 pred, target = torch.tensor([2.0, 0.0, 1.0]), torch.tensor([1.0, 2.0, 1.0])
@@ -147,17 +185,32 @@ g = torch.Generator().manual_seed(1)
 batch = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
 cases = [G.Case(pred, target, label="worked example"), G.Case(*batch, label="(4, 3) batch")]
 assert G.check_function(
-    mse_loss_and_grad, ref.mse_loss_and_grad, cases, select=1, what="the gradient",
-    forbidden=FORBIDDEN, mistakes=MISTAKES,
+    mse_loss_and_grad,
+    ref.mse_loss_and_grad,
+    cases,
+    select=1,
+    what="the gradient",
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
 )
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("01/mse-grad")
-hidden = [G.Case(torch.randn(2, 3, 5, generator=g), torch.randn(2, 3, 5, generator=g)),
-          G.Case(torch.randn(6, 1, generator=g, dtype=torch.float64),
-                 torch.randn(6, 1, generator=g, dtype=torch.float64), label="float64")]
+hidden = [
+    G.Case(torch.randn(2, 3, 5, generator=g), torch.randn(2, 3, 5, generator=g)),
+    G.Case(
+        torch.randn(6, 1, generator=g, dtype=torch.float64),
+        torch.randn(6, 1, generator=g, dtype=torch.float64),
+        label="float64",
+    ),
+]
 assert G.check_function(
-    mse_loss_and_grad, ref.mse_loss_and_grad, hidden, select=1, what="the gradient",
-    forbidden=FORBIDDEN, mistakes=MISTAKES,
+    mse_loss_and_grad,
+    ref.mse_loss_and_grad,
+    hidden,
+    select=1,
+    what="the gradient",
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
 )
 ### END HIDDEN TESTS
 
@@ -167,6 +220,7 @@ assert G.check_function(
 # Central differences: `grad[i] = (f(x + eps·eᵢ) − f(x − eps·eᵢ)) / (2·eps)`, one coordinate at
 # a time, in float64 (the error is O(eps²) and float32 rounding would swamp it). Do not change
 # the caller's `x`: work on a float64 copy.
+
 
 # %% solution numerical_gradient
 def numerical_gradient(f, x: Tensor, eps: float = 1e-3) -> Tensor:
@@ -187,6 +241,7 @@ def numerical_gradient(f, x: Tensor, eps: float = 1e-3) -> Tensor:
     return grad.view_as(x64)
     ### END SOLUTION
 
+
 # %% tests test_numerical_gradient points=3
 from course_lib import grading as G
 from course_lib import tensors as ref
@@ -196,9 +251,12 @@ MISTAKES = [
     G.Mistake(
         "that is a forward difference (f(x+eps) - f(x)) / eps; use the central difference "
         "(f(x+eps) - f(x-eps)) / (2·eps)",
-        lambda f, x, eps=1e-3: torch.stack([
-            (f(x.double() + eps * e) - f(x.double())) / eps for e in torch.eye(x.numel(), dtype=torch.float64).view(-1, *x.shape)
-        ]).view(x.shape),
+        lambda f, x, eps=1e-3: torch.stack(
+            [
+                (f(x.double() + eps * e) - f(x.double())) / eps
+                for e in torch.eye(x.numel(), dtype=torch.float64).view(-1, *x.shape)
+            ]
+        ).view(x.shape),
     ),
     G.Mistake(
         "the difference is divided by eps instead of 2·eps",
@@ -215,20 +273,32 @@ cases = [
     G.Case(square, torch.tensor([1.0, 2.0]), eps=0.1, label="eps=0.1"),
 ]
 assert G.check_function(
-    numerical_gradient, ref.numerical_gradient, cases, forbidden=FORBIDDEN, mistakes=MISTAKES,
-    rtol=1e-6, atol=1e-8,
+    numerical_gradient,
+    ref.numerical_gradient,
+    cases,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+    rtol=1e-6,
+    atol=1e-8,
 )
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("01/numerical_gradient")
 cubic = lambda x: (x**3).sum() + x.prod()  # noqa: E731
 hidden = [
     G.Case(cubic, torch.randn(2, 3, generator=g), label="cubic"),
-    G.Case(lambda x: torch.exp(x).sum(), torch.randn(4, generator=g, dtype=torch.float64), eps=1e-2),
+    G.Case(
+        lambda x: torch.exp(x).sum(), torch.randn(4, generator=g, dtype=torch.float64), eps=1e-2
+    ),
     G.Case(square, torch.tensor(1.5), label="0-d x"),
 ]
 assert G.check_function(
-    numerical_gradient, ref.numerical_gradient, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES,
-    rtol=1e-6, atol=1e-8,
+    numerical_gradient,
+    ref.numerical_gradient,
+    hidden,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+    rtol=1e-6,
+    atol=1e-8,
 )
 ### END HIDDEN TESTS
 
@@ -238,6 +308,7 @@ assert G.check_function(
 # `p ← p − lr · g` for every parameter. Return **new** tensors and leave the inputs untouched
 # (no `-=`): the caller may still need the old values.
 
+
 # %% solution sgd_step
 def sgd_step(params: list[Tensor], grads: list[Tensor], lr: float) -> list[Tensor]:
     """One gradient-descent step: a new list of new tensors ``p - lr * g``."""
@@ -245,18 +316,25 @@ def sgd_step(params: list[Tensor], grads: list[Tensor], lr: float) -> list[Tenso
     return [p - lr * g for p, g in zip(params, grads)]
     ### END SOLUTION
 
+
 # %% tests test_sgd_step points=3
 from course_lib import grading as G
 from course_lib import tensors as ref
 
 FORBIDDEN = {"torch.optim.SGD": "write the update yourself"} | G.no_reference(ref)
 MISTAKES = [
-    G.Mistake("the step goes uphill: the gradient points up, so subtract it",
-              lambda params, grads, lr: [p + lr * g for p, g in zip(params, grads)]),
-    G.Mistake("the learning rate is not applied",
-              lambda params, grads, lr: [p - g for p, g in zip(params, grads)]),
-    G.Mistake("the learning rate divides instead of multiplies",
-              lambda params, grads, lr: [p - g / lr for p, g in zip(params, grads)]),
+    G.Mistake(
+        "the step goes uphill: the gradient points up, so subtract it",
+        lambda params, grads, lr: [p + lr * g for p, g in zip(params, grads)],
+    ),
+    G.Mistake(
+        "the learning rate is not applied",
+        lambda params, grads, lr: [p - g for p, g in zip(params, grads)],
+    ),
+    G.Mistake(
+        "the learning rate divides instead of multiplies",
+        lambda params, grads, lr: [p - g / lr for p, g in zip(params, grads)],
+    ),
 ]
 # w = [1, 2] with gradient [10, -10] and lr 0.1 moves to [0, 3]; b = 0.5 with gradient 1.
 w, b = torch.tensor([1.0, 2.0]), torch.tensor(0.5)
@@ -268,7 +346,11 @@ cases = [
 assert G.check_function(sgd_step, ref.sgd_step, cases, forbidden=FORBIDDEN, mistakes=MISTAKES)
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("01/sgd_step")
-params = [torch.randn(3, 4, generator=g), torch.randn(4, generator=g), torch.randn(2, 2, 2, generator=g)]
+params = [
+    torch.randn(3, 4, generator=g),
+    torch.randn(4, generator=g),
+    torch.randn(2, 2, 2, generator=g),
+]
 grads = [torch.randn_like(p) for p in params]
 hidden = [G.Case(params, grads, 0.03), G.Case(params[:1], grads[:1], 0.0, label="lr=0")]
 assert G.check_function(sgd_step, ref.sgd_step, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)

@@ -29,6 +29,7 @@ SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # lowercase, turn any run of whitespace (spaces, tabs, newlines) into one space and strip the
 # ends. `"  Héllo\tWÖRLD "` becomes `"hello world"`.
 
+
 # %% solution normalize
 def normalize(text: str) -> str:
     """NFD, drop combining accents, lowercase, collapse whitespace, strip."""
@@ -38,19 +39,35 @@ def normalize(text: str) -> str:
     return " ".join(no_accents.lower().split())
     ### END SOLUTION
 
+
 # %% tests test_normalize points=1
 from course_lib import grading as G
 from course_lib import tokenization as ref
 
 FORBIDDEN = G.no_reference(ref)
 MISTAKES = [
-    G.Mistake("accents are kept: decompose with NFD and drop the combining marks (category Mn)",
-              lambda text: " ".join(text.lower().split())),
-    G.Mistake("the text is not lowercased", lambda text: " ".join(
-        "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn").split())),
-    G.Mistake("whitespace is not collapsed: tabs, newlines and runs of spaces become one space",
-              lambda text: "".join(c for c in unicodedata.normalize("NFD", text)
-                                   if unicodedata.category(c) != "Mn").lower().strip()),
+    G.Mistake(
+        "accents are kept: decompose with NFD and drop the combining marks (category Mn)",
+        lambda text: " ".join(text.lower().split()),
+    ),
+    G.Mistake(
+        "the text is not lowercased",
+        lambda text: " ".join(
+            "".join(
+                c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn"
+            ).split()
+        ),
+    ),
+    G.Mistake(
+        "whitespace is not collapsed: tabs, newlines and runs of spaces become one space",
+        lambda text: (
+            "".join(
+                c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn"
+            )
+            .lower()
+            .strip()
+        ),
+    ),
 ]
 cases = [
     G.Case("  Héllo\tWÖRLD ", label="accents, case, tab"),
@@ -59,8 +76,14 @@ cases = [
 ]
 assert G.check_function(normalize, ref.normalize, cases, forbidden=FORBIDDEN, mistakes=MISTAKES)
 ### BEGIN HIDDEN TESTS
-hidden = [G.Case(""), G.Case("   "), G.Case("Ångström São Paulo"), G.Case("狗追猫 ÇA"),
-          G.Case("e\u0301 already decomposed"), G.Case("Tab\t\tand\r\nCRLF")]
+hidden = [
+    G.Case(""),
+    G.Case("   "),
+    G.Case("Ångström São Paulo"),
+    G.Case("狗追猫 ÇA"),
+    G.Case("e\u0301 already decomposed"),
+    G.Case("Tab\t\tand\r\nCRLF"),
+]
 assert G.check_function(normalize, ref.normalize, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)
 ### END HIDDEN TESTS
 
@@ -72,9 +95,11 @@ assert G.check_function(normalize, ref.normalize, hidden, forbidden=FORBIDDEN, m
 # `'` and Chinese `，`) plus the ASCII symbols `$ + < = > ^ `` ` `` | ~`.
 # `"don't stop!"` → `["don", "'", "t", "stop", "!"]`.
 
+
 # %% solution pre_tokenize
 def pre_tokenize(text: str) -> list[str]:
     """Whitespace split; each punctuation character becomes its own token."""
+
     ### BEGIN SOLUTION
     def is_punct(ch: str) -> bool:
         cp = ord(ch)
@@ -98,6 +123,7 @@ def pre_tokenize(text: str) -> list[str]:
     return tokens
     ### END SOLUTION
 
+
 # %% tests test_pre_tokenize points=1
 from course_lib import grading as G
 from course_lib import tokenization as ref
@@ -105,19 +131,30 @@ from course_lib import tokenization as ref
 FORBIDDEN = G.no_reference(ref)
 MISTAKES = [
     G.Mistake("punctuation is not split off the words", lambda text: text.split()),
-    G.Mistake("a run of punctuation is kept together; each punctuation character is a token",
-              lambda text: __import__("re").findall(r"\w+|[^\w\s]+", text)),
+    G.Mistake(
+        "a run of punctuation is kept together; each punctuation character is a token",
+        lambda text: __import__("re").findall(r"\w+|[^\w\s]+", text),
+    ),
 ]
 cases = [
     G.Case("jack sparrow loves new york!", label="the chapter's example"),
     G.Case("don't stop!!", label="apostrophe and two marks"),
     G.Case("a+b=c, ok?", label="ASCII symbols"),
 ]
-assert G.check_function(pre_tokenize, ref.pre_tokenize, cases, forbidden=FORBIDDEN, mistakes=MISTAKES)
+assert G.check_function(
+    pre_tokenize, ref.pre_tokenize, cases, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 ### BEGIN HIDDEN TESTS
-hidden = [G.Case(""), G.Case("...", label="only punctuation"), G.Case("狗追猫，猫跑了。"),
-          G.Case("¿qué? «sí» $5 ~x"), G.Case("  spaced\tout\nwords ")]
-assert G.check_function(pre_tokenize, ref.pre_tokenize, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)
+hidden = [
+    G.Case(""),
+    G.Case("...", label="only punctuation"),
+    G.Case("狗追猫，猫跑了。"),
+    G.Case("¿qué? «sí» $5 ~x"),
+    G.Case("  spaced\tout\nwords "),
+]
+assert G.check_function(
+    pre_tokenize, ref.pre_tokenize, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -128,8 +165,11 @@ assert G.check_function(pre_tokenize, ref.pre_tokenize, hidden, forbidden=FORBID
 # is not added twice. Then `encode` maps tokens to ids (unknown → the id of `unk_token`) and
 # `decode` maps ids back.
 
+
 # %% solution build_vocab
-def build_vocab(tokens: list[str], max_size: int, specials: tuple[str, ...] = SPECIALS) -> dict[str, int]:
+def build_vocab(
+    tokens: list[str], max_size: int, specials: tuple[str, ...] = SPECIALS
+) -> dict[str, int]:
     """Token -> id: the specials, then the most frequent tokens; ``max_size`` entries at most."""
     ### BEGIN SOLUTION
     counts = Counter(t for t in tokens if t not in specials)
@@ -137,6 +177,7 @@ def build_vocab(tokens: list[str], max_size: int, specials: tuple[str, ...] = SP
     kept = ranked[: max_size - len(specials)]
     return {tok: i for i, tok in enumerate([*specials, *kept])}
     ### END SOLUTION
+
 
 # %% tests test_build_vocab points=2
 from course_lib import grading as G
@@ -153,31 +194,53 @@ def _vocab(tokens, max_size, specials=SPECIALS, key=None, room=None):
 
 
 MISTAKES = [
-    G.Mistake("ties are not broken alphabetically (equal counts: 'a' before 'b')",
-              lambda tokens, max_size, specials=SPECIALS: _vocab(
-                  tokens, max_size, specials, key=lambda t, c=Counter(tokens): -c[t])),
-    G.Mistake("max_size must count the specials too",
-              lambda tokens, max_size, specials=SPECIALS: _vocab(tokens, max_size, specials, room=max_size)),
-    G.Mistake("the rarest tokens are kept; keep the most frequent",
-              lambda tokens, max_size, specials=SPECIALS: _vocab(
-                  tokens, max_size, specials, key=lambda t, c=Counter(tokens): (c[t], t))),
+    G.Mistake(
+        "ties are not broken alphabetically (equal counts: 'a' before 'b')",
+        lambda tokens, max_size, specials=SPECIALS: _vocab(
+            tokens, max_size, specials, key=lambda t, c=Counter(tokens): -c[t]
+        ),
+    ),
+    G.Mistake(
+        "max_size must count the specials too",
+        lambda tokens, max_size, specials=SPECIALS: _vocab(
+            tokens, max_size, specials, room=max_size
+        ),
+    ),
+    G.Mistake(
+        "the rarest tokens are kept; keep the most frequent",
+        lambda tokens, max_size, specials=SPECIALS: _vocab(
+            tokens, max_size, specials, key=lambda t, c=Counter(tokens): (c[t], t)
+        ),
+    ),
 ]
 words = "the cat sat on the mat the end".split()  # "the" ×3, the rest once each
 cases = [
     G.Case(words, 8, label="room for 3 words after the 5 specials"),
     G.Case(["b", "a", "b", "c"], 3, ("[UNK]",), label="one special, ties alphabetical"),
     G.Case(["[UNK]", "x", "x"], 10, ("[PAD]", "[UNK]"), label="a token equal to a special"),
-    G.Case(["[UNK]"] * 3 + ["a", "b"], 4, ("[PAD]", "[UNK]"), label="a special in the text takes no slot"),
+    G.Case(
+        ["[UNK]"] * 3 + ["a", "b"],
+        4,
+        ("[PAD]", "[UNK]"),
+        label="a special in the text takes no slot",
+    ),
 ]
 assert G.check_function(build_vocab, ref.build_vocab, cases, forbidden=FORBIDDEN, mistakes=MISTAKES)
 ### BEGIN HIDDEN TESTS
 rng = G.hidden_random("02/build_vocab")
 pool = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"]
 toks = [rng.choice(pool) for _ in range(60)]
-hidden = [G.Case(toks, 9), G.Case(toks, 5, label="only the specials fit"), G.Case([], 7, label="no tokens"),
-          G.Case(toks, 100, label="room for everything")]
-assert G.check_function(build_vocab, ref.build_vocab, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)
+hidden = [
+    G.Case(toks, 9),
+    G.Case(toks, 5, label="only the specials fit"),
+    G.Case([], 7, label="no tokens"),
+    G.Case(toks, 100, label="room for everything"),
+]
+assert G.check_function(
+    build_vocab, ref.build_vocab, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 ### END HIDDEN TESTS
+
 
 # %% solution encode
 def encode(tokens: list[str], vocab: dict[str, int], unk_token: str = "[UNK]") -> list[int]:
@@ -186,6 +249,7 @@ def encode(tokens: list[str], vocab: dict[str, int], unk_token: str = "[UNK]") -
     unk_id = vocab[unk_token]
     return [vocab.get(t, unk_id) for t in tokens]
     ### END SOLUTION
+
 
 # %% tests test_encode points=1
 from course_lib import grading as G
@@ -204,6 +268,7 @@ hidden = [G.Case([], vocab), G.Case(["york"] * 3 + ["boston"], vocab)]
 assert G.check_function(encode, ref.encode, hidden, forbidden=FORBIDDEN)
 ### END HIDDEN TESTS
 
+
 # %% solution decode
 def decode(ids: list[int], vocab: dict[str, int]) -> list[str]:
     """Ids -> tokens, with the inverse of ``vocab``."""
@@ -211,6 +276,7 @@ def decode(ids: list[int], vocab: dict[str, int]) -> list[str]:
     id_to_token = {i: t for t, i in vocab.items()}
     return [id_to_token[i] for i in ids]
     ### END SOLUTION
+
 
 # %% tests test_decode points=1
 from course_lib import grading as G
@@ -236,6 +302,7 @@ assert G.check_function(decode, ref.decode, hidden, forbidden=FORBIDDEN)
 # a tie goes to the pair that occurs **first** in the current sequence. It stops early when no
 # pair is left.
 
+
 # %% solution get_stats
 def get_stats(ids: list[int]) -> dict[tuple[int, int], int]:
     """Count each adjacent pair of ids."""
@@ -246,20 +313,28 @@ def get_stats(ids: list[int]) -> dict[tuple[int, int], int]:
     return counts
     ### END SOLUTION
 
+
 # %% tests test_get_stats points=1
 from course_lib import grading as G
 from course_lib import tokenization as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = [G.Mistake("the last pair is missed (an off-by-one in the loop)",
-                      lambda ids: ref.get_stats(ids[:-1]))]
-cases = [G.Case([1, 2, 3, 1, 2], label="the docstring example"), G.Case([7, 7, 7], label="overlapping pairs")]
+MISTAKES = [
+    G.Mistake(
+        "the last pair is missed (an off-by-one in the loop)", lambda ids: ref.get_stats(ids[:-1])
+    )
+]
+cases = [
+    G.Case([1, 2, 3, 1, 2], label="the docstring example"),
+    G.Case([7, 7, 7], label="overlapping pairs"),
+]
 assert G.check_function(get_stats, ref.get_stats, cases, forbidden=FORBIDDEN, mistakes=MISTAKES)
 ### BEGIN HIDDEN TESTS
 rng = G.hidden_random("02/get_stats")
 hidden = [G.Case([]), G.Case([5]), G.Case([rng.randrange(4) for _ in range(50)])]
 assert G.check_function(get_stats, ref.get_stats, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)
 ### END HIDDEN TESTS
+
 
 # %% solution merge
 def merge(ids: list[int], pair: tuple[int, int], idx: int) -> list[int]:
@@ -276,6 +351,7 @@ def merge(ids: list[int], pair: tuple[int, int], idx: int) -> list[int]:
     return out
     ### END SOLUTION
 
+
 # %% tests test_merge points=1
 from course_lib import grading as G
 from course_lib import tokenization as ref
@@ -290,10 +366,15 @@ assert G.check_function(merge, ref.merge, cases, forbidden=FORBIDDEN)
 ### BEGIN HIDDEN TESTS
 rng = G.hidden_random("02/merge")
 ids = [rng.randrange(3) for _ in range(40)]
-hidden = [G.Case([], (1, 2), 3), G.Case(ids, (0, 1), 256), G.Case([2, 2, 2, 2, 2], (2, 2), 300),
-          G.Case(ids + [0], (0, 0), 257)]
+hidden = [
+    G.Case([], (1, 2), 3),
+    G.Case(ids, (0, 1), 256),
+    G.Case([2, 2, 2, 2, 2], (2, 2), 300),
+    G.Case(ids + [0], (0, 0), 257),
+]
 assert G.check_function(merge, ref.merge, hidden, forbidden=FORBIDDEN)
 ### END HIDDEN TESTS
+
 
 # %% solution bpe_train
 def bpe_train(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
@@ -310,6 +391,7 @@ def bpe_train(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
         merges[pair] = idx
     return merges
     ### END SOLUTION
+
 
 # %% tests test_bpe_train points=2
 from course_lib import grading as G
@@ -331,12 +413,20 @@ def _train(text, vocab_size, pick):
 
 
 MISTAKES = [
-    G.Mistake("ties go to the smallest pair; they should go to the pair that occurs first",
-              lambda text, vocab_size: _train(text, vocab_size, lambda s: max(sorted(s), key=s.get))),
-    G.Mistake("ties go to the pair that occurs last; they should go to the one that occurs first",
-              lambda text, vocab_size: _train(text, vocab_size, lambda s: max(reversed(list(s)), key=s.get))),
-    G.Mistake("one merge too few: vocab_size counts the 256 bytes, so learn vocab_size - 256 merges",
-              lambda text, vocab_size: _train(text, vocab_size - 1, lambda s: max(s, key=s.get))),
+    G.Mistake(
+        "ties go to the smallest pair; they should go to the pair that occurs first",
+        lambda text, vocab_size: _train(text, vocab_size, lambda s: max(sorted(s), key=s.get)),
+    ),
+    G.Mistake(
+        "ties go to the pair that occurs last; they should go to the one that occurs first",
+        lambda text, vocab_size: _train(
+            text, vocab_size, lambda s: max(reversed(list(s)), key=s.get)
+        ),
+    ),
+    G.Mistake(
+        "one merge too few: vocab_size counts the 256 bytes, so learn vocab_size - 256 merges",
+        lambda text, vocab_size: _train(text, vocab_size - 1, lambda s: max(s, key=s.get)),
+    ),
 ]
 cases = [
     G.Case("aaabdaaabac", 259, label="the classic example, 3 merges"),
@@ -347,7 +437,11 @@ assert G.check_function(bpe_train, ref.bpe_train, cases, forbidden=FORBIDDEN, mi
 ### BEGIN HIDDEN TESTS
 rng = G.hidden_random("02/bpe_train")
 text = " ".join(rng.choice(["low", "lower", "newest", "widest", "狗追猫"]) for _ in range(40))
-hidden = [G.Case(text, 290), G.Case("", 260, label="empty text"), G.Case("x", 256, label="no merges")]
+hidden = [
+    G.Case(text, 290),
+    G.Case("", 260, label="empty text"),
+    G.Case("x", 256, label="no merges"),
+]
 assert G.check_function(bpe_train, ref.bpe_train, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)
 ### END HIDDEN TESTS
 
@@ -356,6 +450,7 @@ assert G.check_function(bpe_train, ref.bpe_train, hidden, forbidden=FORBIDDEN, m
 # the one that was **learned first** (lowest new id), because later merges build on earlier
 # ones. `bpe_decode` joins the bytes of every id and decodes them as UTF-8 with
 # `errors="replace"`, since an arbitrary id list can cut a character in half.
+
 
 # %% solution bpe_encode
 def bpe_encode(text: str, merges: dict[tuple[int, int], int]) -> list[int]:
@@ -370,6 +465,7 @@ def bpe_encode(text: str, merges: dict[tuple[int, int], int]) -> list[int]:
         ids = merge(ids, pair, merges[pair])
     return ids
     ### END SOLUTION
+
 
 # %% tests test_bpe_encode points=1
 from course_lib import grading as G
@@ -389,10 +485,15 @@ assert G.check_function(bpe_encode, ref.bpe_encode, cases, forbidden=FORBIDDEN)
 rng = G.hidden_random("02/bpe_encode")
 corpus = " ".join(rng.choice(["low", "lower", "newest", "widest", "狗追猫"]) for _ in range(40))
 learned = ref.bpe_train(corpus, 280)
-hidden = [G.Case("lowest newer", learned), G.Case("狗追猫 low", learned), G.Case("z", learned),
-          G.Case(corpus[:50], learned)]
+hidden = [
+    G.Case("lowest newer", learned),
+    G.Case("狗追猫 low", learned),
+    G.Case("z", learned),
+    G.Case(corpus[:50], learned),
+]
 assert G.check_function(bpe_encode, ref.bpe_encode, hidden, forbidden=FORBIDDEN)
 ### END HIDDEN TESTS
+
 
 # %% solution bpe_decode
 def bpe_decode(ids: list[int], merges: dict[tuple[int, int], int]) -> str:
@@ -404,6 +505,7 @@ def bpe_decode(ids: list[int], merges: dict[tuple[int, int], int]) -> str:
     return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
     ### END SOLUTION
 
+
 # %% tests test_bpe_decode points=1
 from course_lib import grading as G
 from course_lib import tokenization as ref
@@ -412,13 +514,16 @@ FORBIDDEN = G.no_reference(ref)
 merges = ref.bpe_train("aaabdaaabac", 259)
 cases = [
     G.Case([258, 100, 258, 97, 99], merges, label="merged ids back to 'aaabdaaabac'"),
-    G.Case(list("狗".encode("utf-8")), merges, label="one Chinese character = 3 bytes"),
+    G.Case(list("狗".encode()), merges, label="one Chinese character = 3 bytes"),
 ]
 assert G.check_function(bpe_decode, ref.bpe_decode, cases, forbidden=FORBIDDEN)
 ### BEGIN HIDDEN TESTS
 learned = ref.bpe_train("狗追猫 狗追猫 猫追狗", 270)
-hidden = [G.Case(ref.bpe_encode("猫追狗 狗", learned), learned), G.Case([], learned),
-          G.Case(list("狗".encode("utf-8"))[:2], learned, label="a character cut in half")]
+hidden = [
+    G.Case(ref.bpe_encode("猫追狗 狗", learned), learned),
+    G.Case([], learned),
+    G.Case(list("狗".encode())[:2], learned, label="a character cut in half"),
+]
 assert G.check_function(bpe_decode, ref.bpe_decode, hidden, forbidden=FORBIDDEN)
 ### END HIDDEN TESTS
 
@@ -428,6 +533,7 @@ assert G.check_function(bpe_decode, ref.bpe_decode, hidden, forbidden=FORBIDDEN)
 # Right-pad every sequence with `pad_id` to the longest one and build the attention mask,
 # `1` for a real token and `0` for padding (Hugging Face's convention). Both are `(B, T)`
 # `torch.long`.
+
 
 # %% solution pad_batch
 def pad_batch(batch: list[list[int]], pad_id: int = 0) -> dict[str, Tensor]:
@@ -441,6 +547,7 @@ def pad_batch(batch: list[list[int]], pad_id: int = 0) -> dict[str, Tensor]:
         attention_mask[b, : len(seq)] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask}
     ### END SOLUTION
+
 
 # %% tests test_pad_batch points=2
 from course_lib import grading as G
@@ -459,8 +566,10 @@ def _left(batch, pad_id=0):
 
 
 MISTAKES = [
-    G.Mistake("the mask is inverted: 1 marks a real token, 0 marks padding",
-              lambda batch, pad_id=0: _flip(ref.pad_batch(batch, pad_id))),
+    G.Mistake(
+        "the mask is inverted: 1 marks a real token, 0 marks padding",
+        lambda batch, pad_id=0: _flip(ref.pad_batch(batch, pad_id)),
+    ),
     G.Mistake("the padding is on the left; pad on the right", _left),
 ]
 cases = [
@@ -494,8 +603,10 @@ try:
     sizes = [256, 260, 270, 280, 300, 330]
     lengths = [len(bpe_encode(demo_text, bpe_train(demo_text, n))) for n in sizes]
 except NotImplementedError:
-    print("Implement normalize, pre_tokenize, get_stats, merge, bpe_train and bpe_encode above, "
-          "then run this cell again.")
+    print(
+        "Implement normalize, pre_tokenize, get_stats, merge, bpe_train and bpe_encode above, "
+        "then run this cell again."
+    )
 else:
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot([n - 256 for n in sizes], lengths, marker="o")

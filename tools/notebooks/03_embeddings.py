@@ -27,6 +27,7 @@ from torch import Tensor
 # matrix: `(…,)` → `(…, D)`, exactly `one_hot(ids, V) @ weight`, without building the one-hot
 # matrix.
 
+
 # %% solution one_hot
 def one_hot(ids: Tensor, num_classes: int) -> Tensor:
     """(...,) integer ids -> (..., num_classes) float32 with a single 1 per id."""
@@ -34,6 +35,7 @@ def one_hot(ids: Tensor, num_classes: int) -> Tensor:
     classes = torch.arange(num_classes)  # (V,)
     return (ids.unsqueeze(-1) == classes).to(torch.float32)  # (..., 1) == (V,) -> (..., V)
     ### END SOLUTION
+
 
 # %% tests test_one_hot points=2
 from course_lib import embeddings as ref
@@ -49,10 +51,13 @@ cases = [
 assert G.check_function(one_hot, ref.one_hot, cases, forbidden=FORBIDDEN)
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("03/one_hot")
-hidden = [G.Case(torch.randint(0, 7, (3, 4, 5), generator=g), 7),
-          G.Case(torch.zeros(0, dtype=torch.long), 5, label="no ids")]
+hidden = [
+    G.Case(torch.randint(0, 7, (3, 4, 5), generator=g), 7),
+    G.Case(torch.zeros(0, dtype=torch.long), 5, label="no ids"),
+]
 assert G.check_function(one_hot, ref.one_hot, hidden, forbidden=FORBIDDEN)
 ### END HIDDEN TESTS
+
 
 # %% solution embedding_lookup
 def embedding_lookup(ids: Tensor, weight: Tensor) -> Tensor:
@@ -60,6 +65,7 @@ def embedding_lookup(ids: Tensor, weight: Tensor) -> Tensor:
     ### BEGIN SOLUTION
     return weight[ids]
     ### END SOLUTION
+
 
 # %% tests test_embedding_lookup points=2
 from course_lib import embeddings as ref
@@ -69,8 +75,12 @@ FORBIDDEN = {
     "torch.nn.functional.embedding": "index the matrix yourself",
     "torch.nn.Embedding": "index the matrix yourself",
 } | G.no_reference(ref)
-MISTAKES = [G.Mistake("the rows of the (V, D) matrix are the tokens: index rows, not columns",
-                      lambda ids, weight: weight.T[ids] if weight.shape[0] == weight.shape[1] else 1 / 0)]
+MISTAKES = [
+    G.Mistake(
+        "the rows of the (V, D) matrix are the tokens: index rows, not columns",
+        lambda ids, weight: weight.T[ids] if weight.shape[0] == weight.shape[1] else 1 / 0,
+    )
+]
 W = torch.arange(12.0).view(4, 3)  # V=4 tokens, D=3: row i is [3i, 3i+1, 3i+2]
 W_square = torch.arange(9.0).view(3, 3)
 cases = [
@@ -78,14 +88,22 @@ cases = [
     G.Case(torch.tensor([[1, 2], [0, 0]]), W, label="(B, T) = (2, 2) ids"),
     G.Case(torch.tensor([0, 2]), W_square, label="a square matrix"),
 ]
-assert G.check_function(embedding_lookup, ref.embedding_lookup, cases, forbidden=FORBIDDEN, mistakes=MISTAKES)
+assert G.check_function(
+    embedding_lookup, ref.embedding_lookup, cases, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("03/embedding_lookup")
 weight = torch.randn(50, 16, generator=g)
-hidden = [G.Case(torch.randint(0, 50, (4, 9), generator=g), weight),
-          G.Case(torch.tensor(49), weight, label="one id"),
-          G.Case(torch.randint(0, 5, (3,), generator=g), torch.randn(5, 5, generator=g, dtype=torch.float64))]
-assert G.check_function(embedding_lookup, ref.embedding_lookup, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)
+hidden = [
+    G.Case(torch.randint(0, 50, (4, 9), generator=g), weight),
+    G.Case(torch.tensor(49), weight, label="one id"),
+    G.Case(
+        torch.randint(0, 5, (3,), generator=g), torch.randn(5, 5, generator=g, dtype=torch.float64)
+    ),
+]
+assert G.check_function(
+    embedding_lookup, ref.embedding_lookup, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -95,6 +113,7 @@ assert G.check_function(embedding_lookup, ref.embedding_lookup, hidden, forbidde
 # broadcast (e.g. `(V, D)` against `(D,)`), the result loses the `dim` axis, and each norm is
 # clamped to at least `eps`, so a zero vector gives 0 instead of NaN.
 
+
 # %% solution cosine_similarity
 def cosine_similarity(a: Tensor, b: Tensor, dim: int = -1, eps: float = 1e-8) -> Tensor:
     """a·b / (max(‖a‖, eps) · max(‖b‖, eps)) along ``dim``; ``dim`` is reduced away."""
@@ -103,6 +122,7 @@ def cosine_similarity(a: Tensor, b: Tensor, dim: int = -1, eps: float = 1e-8) ->
     b_norm = b.norm(dim=dim, keepdim=True).clamp_min(eps)
     return ((a / a_norm) * (b / b_norm)).sum(dim=dim)
     ### END SOLUTION
+
 
 # %% tests test_cosine_similarity points=3
 from course_lib import embeddings as ref
@@ -114,12 +134,18 @@ FORBIDDEN = {
     "torch.nn.CosineSimilarity": "divide the dot product by the norms yourself",
 } | G.no_reference(ref)
 MISTAKES = [
-    G.Mistake("that is the plain dot product: divide by both norms",
-              lambda a, b, dim=-1, eps=1e-8: (a * b).sum(dim)),
-    G.Mistake("only one of the two vectors is normalised",
-              lambda a, b, dim=-1, eps=1e-8: (a * b).sum(dim) / a.norm(dim=dim).clamp_min(eps)),
-    G.Mistake("the similarity is taken along the wrong axis: use `dim`",
-              lambda a, b, dim=-1, eps=1e-8: ref.cosine_similarity(a, b, dim=0 if dim != 0 else -1)),
+    G.Mistake(
+        "that is the plain dot product: divide by both norms",
+        lambda a, b, dim=-1, eps=1e-8: (a * b).sum(dim),
+    ),
+    G.Mistake(
+        "only one of the two vectors is normalised",
+        lambda a, b, dim=-1, eps=1e-8: (a * b).sum(dim) / a.norm(dim=dim).clamp_min(eps),
+    ),
+    G.Mistake(
+        "the similarity is taken along the wrong axis: use `dim`",
+        lambda a, b, dim=-1, eps=1e-8: ref.cosine_similarity(a, b, dim=0 if dim != 0 else -1),
+    ),
 ]
 # Same direction -> 1, opposite -> -1, perpendicular -> 0, and length does not matter.
 a = torch.tensor([[1.0, 0.0], [1.0, 1.0], [3.0, 4.0]])
@@ -131,14 +157,28 @@ cases = [
     G.Case(a.T, b.T, dim=0, label="dim=0: vectors in the columns"),
     G.Case(torch.zeros(3), torch.ones(3), label="a zero vector gives 0, not NaN"),
 ]
-assert G.check_function(cosine_similarity, ref.cosine_similarity, cases, forbidden=FORBIDDEN, mistakes=MISTAKES)
+assert G.check_function(
+    cosine_similarity, ref.cosine_similarity, cases, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("03/cosine_similarity")
-hidden = [G.Case(torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g)),
-          G.Case(torch.randn(2, 3, 4, generator=g), torch.randn(3, 4, generator=g), dim=1, label="broadcast, dim=1"),
-          G.Case(torch.randn(7, 3, generator=g, dtype=torch.float64), torch.randn(3, generator=g, dtype=torch.float64)),
-          G.Case(torch.zeros(2, 4), torch.zeros(2, 4), label="both zero")]
-assert G.check_function(cosine_similarity, ref.cosine_similarity, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)
+hidden = [
+    G.Case(torch.randn(5, 8, generator=g), torch.randn(5, 8, generator=g)),
+    G.Case(
+        torch.randn(2, 3, 4, generator=g),
+        torch.randn(3, 4, generator=g),
+        dim=1,
+        label="broadcast, dim=1",
+    ),
+    G.Case(
+        torch.randn(7, 3, generator=g, dtype=torch.float64),
+        torch.randn(3, generator=g, dtype=torch.float64),
+    ),
+    G.Case(torch.zeros(2, 4), torch.zeros(2, 4), label="both zero"),
+]
+assert G.check_function(
+    cosine_similarity, ref.cosine_similarity, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -149,8 +189,11 @@ assert G.check_function(cosine_similarity, ref.cosine_similarity, hidden, forbid
 # returned. `analogy(a, b, c, weight, k)` answers "a is to b as c is to ?": the `k` ids nearest
 # to `weight[b] − weight[a] + weight[c]`, excluding `a`, `b` and `c`.
 
+
 # %% solution most_similar
-def most_similar(query: Tensor, weight: Tensor, k: int, exclude: list[int] | None = None) -> tuple[Tensor, Tensor]:
+def most_similar(
+    query: Tensor, weight: Tensor, k: int, exclude: list[int] | None = None
+) -> tuple[Tensor, Tensor]:
     """Top-k rows of ``weight`` by cosine similarity to ``query`` (D,): ((k,) long, (k,))."""
     ### BEGIN SOLUTION
     scores = cosine_similarity(query.unsqueeze(-2), weight)  # (V,)
@@ -160,11 +203,14 @@ def most_similar(query: Tensor, weight: Tensor, k: int, exclude: list[int] | Non
     return top.indices, top.values
     ### END SOLUTION
 
+
 # %% tests test_most_similar points=3
 from course_lib import embeddings as ref
 from course_lib import grading as G
 
-FORBIDDEN = {"torch.nn.functional.cosine_similarity": "use your cosine_similarity"} | G.no_reference(ref)
+FORBIDDEN = {
+    "torch.nn.functional.cosine_similarity": "use your cosine_similarity"
+} | G.no_reference(ref)
 
 
 def _top(scores, k):
@@ -173,11 +219,18 @@ def _top(scores, k):
 
 
 MISTAKES = [
-    G.Mistake("the neighbours are ranked by dot product; rank them by cosine similarity",
-              lambda query, weight, k, exclude=None: _top(weight @ query, k)),
-    G.Mistake("`exclude` is ignored", lambda query, weight, k, exclude=None: ref.most_similar(query, weight, k)),
-    G.Mistake("the least similar rows are returned; the best come first",
-              lambda query, weight, k, exclude=None: _top(-ref.cosine_similarity(query, weight), k)),
+    G.Mistake(
+        "the neighbours are ranked by dot product; rank them by cosine similarity",
+        lambda query, weight, k, exclude=None: _top(weight @ query, k),
+    ),
+    G.Mistake(
+        "`exclude` is ignored",
+        lambda query, weight, k, exclude=None: ref.most_similar(query, weight, k),
+    ),
+    G.Mistake(
+        "the least similar rows are returned; the best come first",
+        lambda query, weight, k, exclude=None: _top(-ref.cosine_similarity(query, weight), k),
+    ),
 ]
 g = torch.Generator().manual_seed(0)
 # Row 0 is long but points the same way as the query; row 1 is short and slightly off:
@@ -190,15 +243,22 @@ cases = [
     G.Case(query, weight, 2, [0], label="exclude row 0"),
     G.Case(random_weight[3], random_weight, 4, label="a word is its own nearest neighbour"),
 ]
-assert G.check_function(most_similar, ref.most_similar, cases, forbidden=FORBIDDEN, mistakes=MISTAKES)
+assert G.check_function(
+    most_similar, ref.most_similar, cases, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("03/most_similar")
 weight = torch.randn(40, 10, generator=g)
-hidden = [G.Case(torch.randn(10, generator=g), weight, 5),
-          G.Case(weight[7], weight, 3, [7, 2], label="exclude the query word"),
-          G.Case(torch.randn(10, generator=g), weight, 1)]
-assert G.check_function(most_similar, ref.most_similar, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)
+hidden = [
+    G.Case(torch.randn(10, generator=g), weight, 5),
+    G.Case(weight[7], weight, 3, [7, 2], label="exclude the query word"),
+    G.Case(torch.randn(10, generator=g), weight, 1),
+]
+assert G.check_function(
+    most_similar, ref.most_similar, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 ### END HIDDEN TESTS
+
 
 # %% solution analogy
 def analogy(a: int, b: int, c: int, weight: Tensor, k: int = 1) -> Tensor:
@@ -208,6 +268,7 @@ def analogy(a: int, b: int, c: int, weight: Tensor, k: int = 1) -> Tensor:
     indices, _ = most_similar(target, weight, k, exclude=[a, b, c])
     return indices
     ### END SOLUTION
+
 
 # %% tests test_analogy points=2
 from course_lib import embeddings as ref
@@ -221,10 +282,14 @@ def _near(target, weight, k, exclude):
 
 
 MISTAKES = [
-    G.Mistake("the offset is the wrong way round: look near b - a + c (king - man + woman)",
-              lambda a, b, c, weight, k=1: _near(weight[a] - weight[b] + weight[c], weight, k, [a, b, c])),
-    G.Mistake("a, b and c are not excluded, so an input word comes back",
-              lambda a, b, c, weight, k=1: _near(weight[b] - weight[a] + weight[c], weight, k, None)),
+    G.Mistake(
+        "the offset is the wrong way round: look near b - a + c (king - man + woman)",
+        lambda a, b, c, weight, k=1: _near(weight[a] - weight[b] + weight[c], weight, k, [a, b, c]),
+    ),
+    G.Mistake(
+        "a, b and c are not excluded, so an input word comes back",
+        lambda a, b, c, weight, k=1: _near(weight[b] - weight[a] + weight[c], weight, k, None),
+    ),
 ]
 words, W = ref.analogy_demo_embeddings()
 ids = {w: i for i, w in enumerate(words)}
@@ -237,7 +302,11 @@ assert G.check_function(analogy, ref.analogy, cases, forbidden=FORBIDDEN, mistak
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("03/analogy")
 weight = torch.randn(30, 8, generator=g)
-hidden = [G.Case(1, 2, 3, weight, 3), G.Case(0, 5, 9, weight), G.Case(4, 4, 6, weight, 2, label="a == b")]
+hidden = [
+    G.Case(1, 2, 3, weight, 3),
+    G.Case(0, 5, 9, weight),
+    G.Case(4, 4, 6, weight, 2, label="a == b"),
+]
 assert G.check_function(analogy, ref.analogy, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)
 ### END HIDDEN TESTS
 

@@ -15,7 +15,7 @@
 # Do not use the course's reference package.
 
 # %% setup
-import math
+import math  # noqa: F401 (for your solutions)
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +27,7 @@ from torch import Tensor, nn
 # columns come in (sin, cos) pairs that share one frequency, interleaved as in the paper.
 # Return `(max_len, d_model)` float32 (computing the angles in float64 keeps large positions
 # accurate). An odd `d_model` cannot be split into pairs: raise a `ValueError` that says so.
+
 
 # %% solution sinusoidal_positional_encoding
 def sinusoidal_positional_encoding(max_len: int, d_model: int, base: float = 10000.0) -> Tensor:
@@ -43,6 +44,7 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int, base: float = 100
     return pe.to(torch.float32)
     ### END SOLUTION
 
+
 # %% tests test_sinusoidal_positional_encoding points=4
 from course_lib import grading as G
 from course_lib import positions as ref
@@ -55,8 +57,15 @@ def _angles(max_len, d_model, base, exponent):
     return pos / base ** (exponent(d_model) / d_model)
 
 
-def _pe(max_len, d_model, base=10000.0, first=torch.sin, second=torch.cos, concat=False,
-        exponent=lambda d: torch.arange(0, d, 2, dtype=torch.float64)):
+def _pe(
+    max_len,
+    d_model,
+    base=10000.0,
+    first=torch.sin,
+    second=torch.cos,
+    concat=False,
+    exponent=lambda d: torch.arange(0, d, 2, dtype=torch.float64),
+):
     angle = _angles(max_len, d_model, base, exponent)
     if concat:
         return torch.cat([first(angle), second(angle)], dim=1).float()
@@ -66,14 +75,21 @@ def _pe(max_len, d_model, base=10000.0, first=torch.sin, second=torch.cos, conca
 
 
 MISTAKES = [
-    G.Mistake("sin and cos are swapped: sin goes in the even columns, cos in the odd ones",
-              lambda max_len, d_model, base=10000.0: _pe(max_len, d_model, base, torch.cos, torch.sin)),
-    G.Mistake("the sines and cosines are concatenated ([sin | cos]); interleave them: "
-              "column 2i is sin, column 2i+1 is cos",
-              lambda max_len, d_model, base=10000.0: _pe(max_len, d_model, base, concat=True)),
-    G.Mistake("the exponent uses i, not 2i: the pair (2i, 2i+1) has frequency base^(-2i/D)",
-              lambda max_len, d_model, base=10000.0: _pe(
-                  max_len, d_model, base, exponent=lambda d: torch.arange(d // 2, dtype=torch.float64))),
+    G.Mistake(
+        "sin and cos are swapped: sin goes in the even columns, cos in the odd ones",
+        lambda max_len, d_model, base=10000.0: _pe(max_len, d_model, base, torch.cos, torch.sin),
+    ),
+    G.Mistake(
+        "the sines and cosines are concatenated ([sin | cos]); interleave them: "
+        "column 2i is sin, column 2i+1 is cos",
+        lambda max_len, d_model, base=10000.0: _pe(max_len, d_model, base, concat=True),
+    ),
+    G.Mistake(
+        "the exponent uses i, not 2i: the pair (2i, 2i+1) has frequency base^(-2i/D)",
+        lambda max_len, d_model, base=10000.0: _pe(
+            max_len, d_model, base, exponent=lambda d: torch.arange(d // 2, dtype=torch.float64)
+        ),
+    ),
 ]
 # Position 0 is [sin 0, cos 0, ...] = [0, 1, 0, 1]; with d_model=4 the second pair turns
 # 100 times slower than the first (base^(2/4) = 100).
@@ -83,16 +99,28 @@ cases = [
     G.Case(6, 8, base=100.0, label="base=100"),
 ]
 assert G.check_function(
-    sinusoidal_positional_encoding, ref.sinusoidal_positional_encoding, cases,
-    forbidden=FORBIDDEN, mistakes=MISTAKES, atol=1e-5,
+    sinusoidal_positional_encoding,
+    ref.sinusoidal_positional_encoding,
+    cases,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+    atol=1e-5,
 )
 assert G.check_raises(sinusoidal_positional_encoding, ValueError, 10, 5, why="d_model=5 is odd")
 ### BEGIN HIDDEN TESTS
-hidden = [G.Case(1, 2, label="one position"), G.Case(2048, 64, label="long sequence"),
-          G.Case(0, 6, label="no positions"), G.Case(17, 34, base=500.0)]
+hidden = [
+    G.Case(1, 2, label="one position"),
+    G.Case(2048, 64, label="long sequence"),
+    G.Case(0, 6, label="no positions"),
+    G.Case(17, 34, base=500.0),
+]
 assert G.check_function(
-    sinusoidal_positional_encoding, ref.sinusoidal_positional_encoding, hidden,
-    forbidden=FORBIDDEN, mistakes=MISTAKES, atol=1e-5,
+    sinusoidal_positional_encoding,
+    ref.sinusoidal_positional_encoding,
+    hidden,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+    atol=1e-5,
 )
 assert G.check_raises(sinusoidal_positional_encoding, ValueError, 3, 1, why="d_model=1 is odd")
 ### END HIDDEN TESTS
@@ -104,6 +132,7 @@ assert G.check_raises(sinusoidal_positional_encoding, ValueError, 3, 1, why="d_m
 # `embedding` (an `nn.Embedding(max_len, d_model)`); `forward` adds row `t` to every token at
 # position `t` of a `(B, T, D)` batch. A sequence longer than `max_len` has no row to look up:
 # raise a `ValueError` that says how to fix it.
+
 
 # %% solution LearnedPositionalEmbedding
 class LearnedPositionalEmbedding(nn.Module):
@@ -125,16 +154,21 @@ class LearnedPositionalEmbedding(nn.Module):
         return x + self.embedding(torch.arange(T))  # (B, T, D) + (T, D)
         ### END SOLUTION
 
+
 # %% tests test_LearnedPositionalEmbedding points=3
 from course_lib import grading as G
 from course_lib import positions as ref
 
 FORBIDDEN = G.no_reference(ref)
 MISTAKES = [
-    G.Mistake("the positions replace the tokens; add them to x",
-              lambda m, x: m.embedding.weight[: x.size(1)].expand_as(x)),
-    G.Mistake("the position comes from the batch axis; positions run along axis 1 (T)",
-              lambda m, x: x + m.embedding.weight[: x.size(0)].unsqueeze(1)),
+    G.Mistake(
+        "the positions replace the tokens; add them to x",
+        lambda m, x: m.embedding.weight[: x.size(1)].expand_as(x),
+    ),
+    G.Mistake(
+        "the position comes from the batch axis; positions run along axis 1 (T)",
+        lambda m, x: x + m.embedding.weight[: x.size(0)].unsqueeze(1),
+    ),
 ]
 g = torch.Generator().manual_seed(0)
 cases = [
@@ -142,16 +176,36 @@ cases = [
     G.Case(torch.randn(2, 5, 4, generator=g), label="B=2, T=5"),
     G.Case(torch.randn(3, 2, 4, generator=g), label="B=3, T=2 (fewer positions than the table)"),
 ]
-assert G.check_module(LearnedPositionalEmbedding, ref.LearnedPositionalEmbedding,
-                      {"max_len": 6, "d_model": 4}, cases, forbidden=FORBIDDEN, mistakes=MISTAKES)
+assert G.check_module(
+    LearnedPositionalEmbedding,
+    ref.LearnedPositionalEmbedding,
+    {"max_len": 6, "d_model": 4},
+    cases,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+)
 module = G.call(LearnedPositionalEmbedding, 6, 4, forbidden=FORBIDDEN)
-assert G.check_raises(module, ValueError, torch.zeros(1, 7, 4), why="T=7 > max_len=6",
-                      name="LearnedPositionalEmbedding(6, 4)")
+assert G.check_raises(
+    module,
+    ValueError,
+    torch.zeros(1, 7, 4),
+    why="T=7 > max_len=6",
+    name="LearnedPositionalEmbedding(6, 4)",
+)
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("04/learned")
-hidden = [G.Case(torch.randn(4, 10, 8, generator=g)), G.Case(torch.randn(1, 1, 8, generator=g), label="T=1")]
-assert G.check_module(LearnedPositionalEmbedding, ref.LearnedPositionalEmbedding,
-                      {"max_len": 10, "d_model": 8}, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)
+hidden = [
+    G.Case(torch.randn(4, 10, 8, generator=g)),
+    G.Case(torch.randn(1, 1, 8, generator=g), label="T=1"),
+]
+assert G.check_module(
+    LearnedPositionalEmbedding,
+    ref.LearnedPositionalEmbedding,
+    {"max_len": 10, "d_model": 8},
+    hidden,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -163,6 +217,7 @@ assert G.check_module(LearnedPositionalEmbedding, ref.LearnedPositionalEmbedding
 # max_distance`, a long `(T, T)` tensor. `relative_positions(3, 1)` is
 # `[[1, 2, 2], [0, 1, 2], [0, 0, 1]]`.
 
+
 # %% solution relative_positions
 def relative_positions(T: int, max_distance: int) -> Tensor:
     """(T, T) long: clip(j - i, -max_distance, max_distance) + max_distance."""
@@ -172,28 +227,46 @@ def relative_positions(T: int, max_distance: int) -> Tensor:
     return offset.clamp(-max_distance, max_distance) + max_distance
     ### END SOLUTION
 
+
 # %% tests test_relative_positions points=4
 from course_lib import grading as G
 from course_lib import positions as ref
 
 FORBIDDEN = G.no_reference(ref)
 MISTAKES = [
-    G.Mistake("the offset is i - j; entry [i, j] is the offset from query i to key j, j - i",
-              lambda T, max_distance: ref.relative_positions(T, max_distance).T),
-    G.Mistake("the offsets are not shifted by max_distance, so some are negative and cannot index a table",
-              lambda T, max_distance: ref.relative_positions(T, max_distance) - max_distance),
-    G.Mistake("the offsets are not clipped to ±max_distance",
-              lambda T, max_distance: torch.arange(T).unsqueeze(0) - torch.arange(T).unsqueeze(1) + max_distance),
+    G.Mistake(
+        "the offset is i - j; entry [i, j] is the offset from query i to key j, j - i",
+        lambda T, max_distance: ref.relative_positions(T, max_distance).T,
+    ),
+    G.Mistake(
+        "the offsets are not shifted by max_distance, so some are negative and cannot index a table",
+        lambda T, max_distance: ref.relative_positions(T, max_distance) - max_distance,
+    ),
+    G.Mistake(
+        "the offsets are not clipped to ±max_distance",
+        lambda T, max_distance: (
+            torch.arange(T).unsqueeze(0) - torch.arange(T).unsqueeze(1) + max_distance
+        ),
+    ),
 ]
 cases = [
     G.Case(3, 1, label="the docstring example"),
     G.Case(5, 2, label="T=5, max_distance=2"),
     G.Case(4, 10, label="nothing to clip"),
 ]
-assert G.check_function(relative_positions, ref.relative_positions, cases, forbidden=FORBIDDEN, mistakes=MISTAKES)
+assert G.check_function(
+    relative_positions, ref.relative_positions, cases, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 ### BEGIN HIDDEN TESTS
-hidden = [G.Case(1, 3, label="T=1"), G.Case(12, 3), G.Case(6, 0, label="max_distance=0"), G.Case(0, 2, label="T=0")]
-assert G.check_function(relative_positions, ref.relative_positions, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES)
+hidden = [
+    G.Case(1, 3, label="T=1"),
+    G.Case(12, 3),
+    G.Case(6, 0, label="max_distance=0"),
+    G.Case(0, 2, label="T=0"),
+]
+assert G.check_function(
+    relative_positions, ref.relative_positions, hidden, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -33,11 +33,14 @@ from course_lib.attention import scaled_dot_product_attention  # chapter 5, prov
 # `forward(x, attn_mask=None, is_causal=False)`: `(B, T, D)` → `(B, T, d_v)`; the mask uses keep
 # polarity (True = may attend) and broadcasts to `(B, T, T)`.
 
+
 # %% solution SelfAttention
 class SelfAttention(nn.Module):
     """Single-head self-attention with learned Q, K, V projections (no output projection)."""
 
-    def __init__(self, d_model: int, d_k: int | None = None, d_v: int | None = None, bias: bool = False) -> None:
+    def __init__(
+        self, d_model: int, d_k: int | None = None, d_v: int | None = None, bias: bool = False
+    ) -> None:
         super().__init__()
         ### BEGIN SOLUTION
         d_k = d_model if d_k is None else d_k
@@ -47,7 +50,9 @@ class SelfAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, d_v, bias=bias)
         ### END SOLUTION
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
+    def forward(
+        self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False
+    ) -> Tensor:
         """(B, T, D) -> (B, T, d_v)."""
         ### BEGIN SOLUTION
         q = self.q_proj(x)  # (B, T, d_k)
@@ -56,69 +61,115 @@ class SelfAttention(nn.Module):
         return scaled_dot_product_attention(q, k, v, attn_mask, is_causal)
         ### END SOLUTION
 
+
 # %% tests test_SelfAttention points=2
 from course_lib import grading as G
 from course_lib import self_attention as ref
 
-FORBIDDEN = {"torch.nn.MultiheadAttention": "build it from three nn.Linear layers"} | G.no_reference(ref)
+FORBIDDEN = {
+    "torch.nn.MultiheadAttention": "build it from three nn.Linear layers"
+} | G.no_reference(ref)
 MISTAKES = G.projection_mistakes(cross=False)
 g = torch.Generator().manual_seed(0)
 # B=2 sentences of T=5 tokens with D=8 features; the output has the same shape.
 x = torch.randn(2, 5, 8, generator=g)
 cases = [G.Case(x, label="(2, 5, 8)"), G.Case(x[:1, :1], label="one token attends only to itself")]
-assert G.check_module(SelfAttention, ref.SelfAttention, {"d_model": 8}, cases,
-                      forbidden=FORBIDDEN, mistakes=MISTAKES)
+assert G.check_module(
+    SelfAttention, ref.SelfAttention, {"d_model": 8}, cases, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("06/self")
 hidden = [G.Case(torch.randn(3, 7, 8, generator=g) * 2)]
-assert G.check_module(SelfAttention, ref.SelfAttention, {"d_model": 8}, hidden,
-                      forbidden=FORBIDDEN, mistakes=MISTAKES, seed=11)
+assert G.check_module(
+    SelfAttention,
+    ref.SelfAttention,
+    {"d_model": 8},
+    hidden,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+    seed=11,
+)
 ### END HIDDEN TESTS
 
 # %% tests test_SelfAttention-widths points=1
 from course_lib import grading as G
 from course_lib import self_attention as ref
 
-FORBIDDEN = {"torch.nn.MultiheadAttention": "build it from three nn.Linear layers"} | G.no_reference(ref)
+FORBIDDEN = {
+    "torch.nn.MultiheadAttention": "build it from three nn.Linear layers"
+} | G.no_reference(ref)
 MISTAKES = G.projection_mistakes(cross=False)
 g = torch.Generator().manual_seed(1)
 x = torch.randn(2, 4, 6, generator=g)
 # d_k=3 changes the scale to 1/√3 and d_v=5 the output width; bias=True adds biases.
 cases = [G.Case(x, label="D=6, d_k=3, d_v=5")]
-assert G.check_module(SelfAttention, ref.SelfAttention, {"d_model": 6, "d_k": 3, "d_v": 5}, cases,
-                      forbidden=FORBIDDEN, mistakes=MISTAKES)
-assert G.check_module(SelfAttention, ref.SelfAttention, {"d_model": 6, "bias": True}, cases,
-                      forbidden=FORBIDDEN, mistakes=MISTAKES)
+assert G.check_module(
+    SelfAttention,
+    ref.SelfAttention,
+    {"d_model": 6, "d_k": 3, "d_v": 5},
+    cases,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+)
+assert G.check_module(
+    SelfAttention,
+    ref.SelfAttention,
+    {"d_model": 6, "bias": True},
+    cases,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+)
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("06/self-widths")
 hidden = [G.Case(torch.randn(2, 6, 10, generator=g))]
-assert G.check_module(SelfAttention, ref.SelfAttention, {"d_model": 10, "d_k": 4, "d_v": 7, "bias": True},
-                      hidden, forbidden=FORBIDDEN, mistakes=MISTAKES, seed=5)
+assert G.check_module(
+    SelfAttention,
+    ref.SelfAttention,
+    {"d_model": 10, "d_k": 4, "d_v": 7, "bias": True},
+    hidden,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+    seed=5,
+)
 ### END HIDDEN TESTS
 
 # %% tests test_SelfAttention-masks points=2
 from course_lib import grading as G
 from course_lib import self_attention as ref
 
-FORBIDDEN = {"torch.nn.MultiheadAttention": "build it from three nn.Linear layers"} | G.no_reference(ref)
+FORBIDDEN = {
+    "torch.nn.MultiheadAttention": "build it from three nn.Linear layers"
+} | G.no_reference(ref)
 MISTAKES = G.projection_mistakes(cross=False)
 g = torch.Generator().manual_seed(2)
 x = torch.randn(2, 4, 8, generator=g)
 # Sentence 1 has two padding tokens at the end: True marks the real keys.
 real = torch.tensor([[True, True, True, True], [True, True, False, False]])[:, None, :]  # (B, 1, S)
 cases = [G.Case(x, real, label="padding mask"), G.Case(x, is_causal=True, label="causal")]
-assert G.check_module(SelfAttention, ref.SelfAttention, {"d_model": 8}, cases,
-                      forbidden=FORBIDDEN, mistakes=MISTAKES)
+assert G.check_module(
+    SelfAttention, ref.SelfAttention, {"d_model": 8}, cases, forbidden=FORBIDDEN, mistakes=MISTAKES
+)
 # Causal: changing tokens after position t must not change the outputs up to t.
 module = G.call(SelfAttention, 8, forbidden=FORBIDDEN)
-assert G.check_no_future_leak(module, {"x": x}, is_causal=True, forbidden=FORBIDDEN, name="SelfAttention")
+assert G.check_no_future_leak(
+    module, {"x": x}, is_causal=True, forbidden=FORBIDDEN, name="SelfAttention"
+)
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("06/self-masks")
 x = torch.randn(3, 6, 8, generator=g)
-hidden = [G.Case(x, torch.rand(3, 6, 6, generator=g) > 0.3, label="random mask"),
-          G.Case(x, is_causal=True, label="causal")]
-assert G.check_module(SelfAttention, ref.SelfAttention, {"d_model": 8, "d_k": 4}, hidden,
-                      forbidden=FORBIDDEN, mistakes=MISTAKES, seed=3)
+hidden = [
+    G.Case(x, torch.rand(3, 6, 6, generator=g) > 0.3, label="random mask"),
+    G.Case(x, is_causal=True, label="causal"),
+]
+assert G.check_module(
+    SelfAttention,
+    ref.SelfAttention,
+    {"d_model": 8, "d_k": 4},
+    hidden,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+    seed=3,
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -128,12 +179,19 @@ assert G.check_module(SelfAttention, ref.SelfAttention, {"d_model": 8, "d_k": 4}
 # `q_proj` is `nn.Linear(d_model, d_k)`, `k_proj` and `v_proj` read `d_context` features.
 # `forward(x, context, attn_mask=None)` → `(B, T, d_v)`, one row per query.
 
+
 # %% solution CrossAttention
 class CrossAttention(nn.Module):
     """Single-head cross-attention: queries from ``x``, keys and values from ``context``."""
 
-    def __init__(self, d_model: int, d_context: int, d_k: int | None = None, d_v: int | None = None,
-                 bias: bool = False) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        d_context: int,
+        d_k: int | None = None,
+        d_v: int | None = None,
+        bias: bool = False,
+    ) -> None:
         super().__init__()
         ### BEGIN SOLUTION
         d_k = d_model if d_k is None else d_k
@@ -152,11 +210,14 @@ class CrossAttention(nn.Module):
         return scaled_dot_product_attention(q, k, v, attn_mask)
         ### END SOLUTION
 
+
 # %% tests test_CrossAttention points=2
 from course_lib import grading as G
 from course_lib import self_attention as ref
 
-FORBIDDEN = {"torch.nn.MultiheadAttention": "build it from three nn.Linear layers"} | G.no_reference(ref)
+FORBIDDEN = {
+    "torch.nn.MultiheadAttention": "build it from three nn.Linear layers"
+} | G.no_reference(ref)
 MISTAKES = G.projection_mistakes(cross=True)
 g = torch.Generator().manual_seed(3)
 # "Je t'aime" (T=3 decoder tokens) attends to "I love you" (S=3 encoder outputs), D=8.
@@ -164,55 +225,99 @@ x, context = torch.randn(1, 3, 8, generator=g), torch.randn(1, 3, 8, generator=g
 # T=2 queries against S=5 context vectors: the output has T=2 rows.
 x2, context5 = torch.randn(2, 2, 8, generator=g), torch.randn(2, 5, 8, generator=g)
 cases = [G.Case(x, context, label="T = S = 3"), G.Case(x2, context5, label="T=2, S=5")]
-assert G.check_module(CrossAttention, ref.CrossAttention, {"d_model": 8, "d_context": 8}, cases,
-                      forbidden=FORBIDDEN, mistakes=MISTAKES)
+assert G.check_module(
+    CrossAttention,
+    ref.CrossAttention,
+    {"d_model": 8, "d_context": 8},
+    cases,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+)
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("06/cross")
-hidden = [G.Case(torch.randn(3, 4, 8, generator=g), torch.randn(3, 4, 8, generator=g)),
-          G.Case(torch.randn(1, 1, 8, generator=g), torch.randn(1, 9, 8, generator=g), label="T=1")]
-assert G.check_module(CrossAttention, ref.CrossAttention, {"d_model": 8, "d_context": 8}, hidden,
-                      forbidden=FORBIDDEN, mistakes=MISTAKES, seed=7)
+hidden = [
+    G.Case(torch.randn(3, 4, 8, generator=g), torch.randn(3, 4, 8, generator=g)),
+    G.Case(torch.randn(1, 1, 8, generator=g), torch.randn(1, 9, 8, generator=g), label="T=1"),
+]
+assert G.check_module(
+    CrossAttention,
+    ref.CrossAttention,
+    {"d_model": 8, "d_context": 8},
+    hidden,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+    seed=7,
+)
 ### END HIDDEN TESTS
 
 # %% tests test_CrossAttention-widths points=1
 from course_lib import grading as G
 from course_lib import self_attention as ref
 
-FORBIDDEN = {"torch.nn.MultiheadAttention": "build it from three nn.Linear layers"} | G.no_reference(ref)
+FORBIDDEN = {
+    "torch.nn.MultiheadAttention": "build it from three nn.Linear layers"
+} | G.no_reference(ref)
 MISTAKES = G.projection_mistakes(cross=True)
 g = torch.Generator().manual_seed(4)
 # The encoder is wider (d_context=10) than the decoder (D=6); d_k=4, d_v=3, with biases.
 x, context = torch.randn(2, 3, 6, generator=g), torch.randn(2, 5, 10, generator=g)
 cases = [G.Case(x, context, label="D=6, d_context=10")]
-assert G.check_module(CrossAttention, ref.CrossAttention,
-                      {"d_model": 6, "d_context": 10, "d_k": 4, "d_v": 3, "bias": True}, cases,
-                      forbidden=FORBIDDEN, mistakes=MISTAKES)
+assert G.check_module(
+    CrossAttention,
+    ref.CrossAttention,
+    {"d_model": 6, "d_context": 10, "d_k": 4, "d_v": 3, "bias": True},
+    cases,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+)
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("06/cross-widths")
 hidden = [G.Case(torch.randn(2, 4, 5, generator=g), torch.randn(2, 6, 12, generator=g))]
-assert G.check_module(CrossAttention, ref.CrossAttention, {"d_model": 5, "d_context": 12, "d_v": 2},
-                      hidden, forbidden=FORBIDDEN, mistakes=MISTAKES, seed=9)
+assert G.check_module(
+    CrossAttention,
+    ref.CrossAttention,
+    {"d_model": 5, "d_context": 12, "d_v": 2},
+    hidden,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+    seed=9,
+)
 ### END HIDDEN TESTS
 
 # %% tests test_CrossAttention-masks points=2
 from course_lib import grading as G
 from course_lib import self_attention as ref
 
-FORBIDDEN = {"torch.nn.MultiheadAttention": "build it from three nn.Linear layers"} | G.no_reference(ref)
+FORBIDDEN = {
+    "torch.nn.MultiheadAttention": "build it from three nn.Linear layers"
+} | G.no_reference(ref)
 MISTAKES = G.projection_mistakes(cross=True)
 g = torch.Generator().manual_seed(5)
 x, context = torch.randn(2, 3, 8, generator=g), torch.randn(2, 4, 8, generator=g)
 # The second source sentence is padded after 2 tokens: hide those keys (True = may attend).
 real = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]).bool()[:, None, :]  # (B, 1, S)
 cases = [G.Case(x, context, real, label="padded context")]
-assert G.check_module(CrossAttention, ref.CrossAttention, {"d_model": 8, "d_context": 8}, cases,
-                      forbidden=FORBIDDEN, mistakes=MISTAKES)
+assert G.check_module(
+    CrossAttention,
+    ref.CrossAttention,
+    {"d_model": 8, "d_context": 8},
+    cases,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+)
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("06/cross-masks")
 x, context = torch.randn(3, 5, 8, generator=g), torch.randn(3, 6, 8, generator=g)
 hidden = [G.Case(x, context, torch.rand(3, 5, 6, generator=g) > 0.4, label="random mask")]
-assert G.check_module(CrossAttention, ref.CrossAttention, {"d_model": 8, "d_context": 8}, hidden,
-                      forbidden=FORBIDDEN, mistakes=MISTAKES, seed=13)
+assert G.check_module(
+    CrossAttention,
+    ref.CrossAttention,
+    {"d_model": 8, "d_context": 8},
+    hidden,
+    forbidden=FORBIDDEN,
+    mistakes=MISTAKES,
+    seed=13,
+)
 ### END HIDDEN TESTS
 
 # %% [markdown]
