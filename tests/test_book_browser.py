@@ -29,7 +29,7 @@ def _page_names() -> list[str]:
     return bookbuild.toc_files(toc) + ["search", "genindex"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():

@@ -7,6 +7,7 @@ the explorer widget built on the student's own function render its figure.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import secrets
 import shutil
@@ -114,15 +115,22 @@ def test_student_solves_one_function_in_jupyterlab(lab: tuple[str, str]) -> None
         i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "nbgrader" not in c.metadata
     )
 
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(TIMEOUT_MS)
-        try:
-            _solve_in_lab(page, url, token, nb, index, demo_index)
-        finally:
-            page.screenshot(path=str(_artifacts() / "jupyterlab_04_positions.png"), full_page=True)
-            browser.close()
+    def drive() -> None:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(TIMEOUT_MS)
+            try:
+                _solve_in_lab(page, url, token, nb, index, demo_index)
+            finally:
+                shot = _artifacts() / "jupyterlab_04_positions.png"
+                page.screenshot(path=str(shot), full_page=True)
+                browser.close()
+
+    # Playwright's sync API refuses to start in a thread whose asyncio loop is running, which
+    # is the case when the book's browser tests ran first in this worker: use a thread of our own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(drive).result()
 
 
 def _solve_in_lab(page, url: str, token: str, nb, index: dict, demo_index: int) -> None:
