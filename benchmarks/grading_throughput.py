@@ -18,6 +18,7 @@ in tests (timings depend on the machine and its load)::
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import shutil
@@ -46,27 +47,41 @@ def make_submissions(assignment: str, n: int, dest: Path) -> None:
         (folder / f"{assignment}.ipynb").write_text(json.dumps(nb))
 
 
+_templates: dict[str, Path] = {}  # assignment -> a course folder right after generate_assignment
+
+
+def _nbgrader_template(assignment: str, env: dict) -> Path:
+    """An nbgrader course with ``assignment`` generated (its gradebook knows it), made once per
+    assignment and run; each timing copies it, so that no round pays the untimed set-up again."""
+    if assignment not in _templates or not _templates[assignment].exists():
+        course = Path(tempfile.mkdtemp(prefix=f"nbgrader-{assignment}-"))
+        atexit.register(shutil.rmtree, course, ignore_errors=True)
+        (course / "source").mkdir(parents=True)
+        shutil.copytree(ROOT / "solutions" / assignment, course / "source" / assignment)
+        subprocess.run(
+            [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"],
+            cwd=course,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        _templates[assignment] = course
+    return _templates[assignment]
+
+
 def time_nbgrader(assignment: str, subs: Path, work: Path) -> float:
-    course = work / "nbgrader_course"
-    (course / "source").mkdir(parents=True)
-    shutil.copytree(ROOT / "solutions" / assignment, course / "source" / assignment)
-    shutil.copytree(subs, course / "submitted")
-    config = f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\n"
-    (course / "nbgrader_config.py").write_text(config + "c.ExecutePreprocessor.timeout = 120\n")
+    """Seconds of ``nbgrader autograde ASSIGNMENT`` over every student in ``subs``."""
     env = dict(
         os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
     )
-    nbgrader = [sys.executable, "-m", "nbgrader"]
-    subprocess.run(
-        [*nbgrader, "generate_assignment", assignment, "--force"],
-        cwd=course,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    course = work / "nbgrader_course"
+    shutil.copytree(_nbgrader_template(assignment, env), course)
+    shutil.copytree(subs, course / "submitted")
+    config = f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\n"
+    (course / "nbgrader_config.py").write_text(config + "c.ExecutePreprocessor.timeout = 120\n")
     start = time.perf_counter()
     subprocess.run(
-        [*nbgrader, "autograde", assignment, "--force"],
+        [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force"],
         cwd=course,
         env=env,
         check=True,

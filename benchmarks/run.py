@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import platform
 import shutil
@@ -50,6 +51,10 @@ sys.path.insert(0, str(BENCH_DIR))
 
 PIECES = ("book", "grading", "check", "reference", "gpu")
 DEFAULT_OUT = BENCH_DIR / "results.md"
+# The GPU piece as last measured on a lent GPU machine (`--only gpu --json ...` there); a run on
+# a machine without a GPU shows it, marked as recorded elsewhere, instead of nothing.
+# It ships with the package (course_lib/data_files/), because chapter 12 shows it too.
+RECORDED_GPU = ROOT / "course_lib" / "data_files" / "gpu_benchmark.json"
 # A quick or partial run must not replace the record of a full one.
 PARTIAL_OUT = Path(os.environ.get("TMPDIR", "/tmp")) / "course-bench" / "results.md"
 
@@ -187,9 +192,12 @@ def machine_info(load_at_start: tuple[float, float, float]) -> dict[str, str]:
     except AttributeError:
         usable = os.cpu_count() or 0
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
+        commit = (
+            os.environ.get("BENCH_COMMIT")
+            or subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+            ).stdout.strip()
+        )
     except OSError:
         commit = ""
     threads = ", ".join(
@@ -217,7 +225,7 @@ def render(
     machine: dict[str, str],
     command: str,
     seconds: float,
-    plot: str | None,
+    plots: Sequence[str],
 ) -> str:
     """The whole results.md."""
     out = [
@@ -246,25 +254,54 @@ def render(
             out.append(f"- {'PASS' if ok else 'FAIL'}: {text}")
         if section.get("facts") or section.get("checks"):
             out.append("")
-    if plot:
-        out += ["## Plot", "", f"![attention time against sequence length]({plot})", ""]
+    if plots:
+        out += ["## Plots", ""]
+        for plot in plots:
+            out += [f"![attention time against sequence length]({plot})", ""]
     return "\n".join(out)
 
 
-def write_plot(sections: Sequence[dict], path: Path) -> bool:
-    """Attention time against T (log–log) with the fitted line; False when nothing to plot."""
-    series = next((s["series"] for s in sections if s.get("series")), None)
-    if series is None:
-        return False
+def write_plots(sections: Sequence[dict], path: Path) -> list[str]:
+    """Attention time against T (log–log) with the fitted line, one PNG per section that has a
+    series (``results.png``, then ``results-gpu.png``, …); returns the file names written."""
     from course_lib.viz import plot_scaling
 
-    fig = plot_scaling(series["sizes"], series["times"], fit=series.get("fit"))
-    ax = fig.axes[0]
-    ax.set_xlabel("sequence length T")
-    ax.set_title(series.get("title", ""), fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return True
+    written = []
+    for section in sections:
+        series = section.get("series")
+        if not series:
+            continue
+        target = path if not written else path.with_name(f"{path.stem}-{section['key']}.png")
+        fig = plot_scaling(series["sizes"], series["times"], fit=series.get("fit"))
+        ax = fig.axes[0]
+        ax.set_xlabel("sequence length T")
+        ax.set_title(series.get("title", ""), fontsize=9)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(target, dpi=120, bbox_inches="tight")
+        written.append(target.name)
+    return written
+
+
+def recorded_gpu_section(path: Path | None = None) -> dict | None:
+    """The GPU piece recorded on a lent GPU machine, marked as such; None when there is none."""
+    path = path or RECORDED_GPU
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    section = next((s for s in data.get("sections", []) if s.get("key") == "gpu"), None)
+    if section is None or section.get("status") != "measured":
+        return None
+    machine = data.get("machine", {})
+    section = dict(section)
+    section["status"] = (
+        f"Recorded on a lent GPU machine ({machine.get('GPU', 'GPU')}, torch "
+        f"{machine.get('torch', '?')}) on {machine.get('date (UTC)', '?')} UTC, commit "
+        f"{machine.get('commit', '?')}, by `{data.get('command', '?')}`: this machine has no GPU, "
+        f"so these rows come from {path.name}, not from this run. Both contenders of every ratio "
+        "were still timed in one run, there."
+    )
+    return section
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,6 +543,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"results file (default {DEFAULT_OUT.relative_to(ROOT)} for a full run, "
         f"{PARTIAL_OUT} for --quick or --only, so a partial run never replaces the full record)",
     )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="also write the sections as JSON (on a GPU machine: --only gpu --json "
+        "course_lib/data_files/gpu_benchmark.json records the GPU piece for machines without one)",
+    )
     args = parser.parse_args(argv)
     full = not args.quick and list(args.only) == list(PIECES)
     out = args.out or (DEFAULT_OUT if full else PARTIAL_OUT)
@@ -522,19 +566,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{time.perf_counter() - start:7.0f}s {msg}", flush=True)
 
     sections = [run_piece(k, quick=args.quick, device=args.device, log=log) for k in args.only]
+    for i, section in enumerate(sections):
+        if section["key"] == "gpu" and section["status"] != "measured" and not args.quick:
+            recorded = recorded_gpu_section()
+            if recorded is not None:
+                recorded["facts"] = [f"here: {section['status']}", *recorded.get("facts", [])]
+                sections[i] = recorded
     plot_path = out.with_suffix(".png")
-    plotted = write_plot(sections, plot_path)
-    text = render(
-        sections,
-        machine_info(load),
-        command.strip(),
-        time.perf_counter() - start,
-        plot_path.name if plotted else None,
-    )
+    plots = write_plots(sections, plot_path)
+    machine = machine_info(load)
+    elapsed = time.perf_counter() - start
+    text = render(sections, machine, command.strip(), elapsed, plots)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        record = {"command": command.strip(), "machine": machine, "sections": sections}
+        args.json.write_text(json.dumps(record, indent=1, default=list) + "\n", encoding="utf-8")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n", encoding="utf-8")
     print(text)
-    print(f"\nWrote {out}" + (f" and {plot_path}" if plotted else ""))
+    print(f"\nWrote {out}" + "".join(f", {out.parent / p}" for p in plots))
     failed = [t for s in sections for ok, t in s.get("checks", []) if not ok]
     for text in failed:
         print(f"FAIL: {text}", file=sys.stderr)

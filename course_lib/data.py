@@ -13,6 +13,7 @@ Everything here is original and tiny, so the book and the notebooks run offline 
 
 import csv
 import io
+import json
 from importlib.resources import files
 
 __all__ = ["load_corpus", "load_subword_vocab", "load_ner", "load_imbalanced_predictions"]
@@ -83,3 +84,15 @@ def load_imbalanced_predictions() -> tuple[list[str], list[str]]:
     """
     rows = list(csv.DictReader(io.StringIO(_read("imbalanced_predictions.csv"))))
     return [r["y_true"] for r in rows], [r["y_pred"] for r in rows]
+
+
+def load_gpu_benchmark() -> dict:
+    """The GPU piece of ``make bench`` as recorded on a lent GPU machine (chapter 12).
+
+    Written by ``python benchmarks/run.py --only gpu --device cuda --json
+    course_lib/data_files/gpu_benchmark.json`` on that machine. Keys: ``command``, ``machine``
+    (GPU, torch, date, commit) and ``sections``: one section whose ``series`` holds the float32
+    attention medians per T (``sizes``, ``times``), whose ``rows`` hold every timed pair (with
+    its ``samples`` in seconds) and whose ``memory`` holds the peak extra bytes per T.
+    """
+    return json.loads(_read("gpu_benchmark.json"))

@@ -6,6 +6,7 @@ things in, and the shape of what it writes.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -121,6 +122,7 @@ def test_parse_only_rejects_unknown_pieces():
 
 def test_main_writes_results_and_skips_gpu_cleanly(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(run, "RECORDED_GPU", tmp_path / "no-record.json")
 
     def broken(**kwargs):
         raise FileNotFoundError("no exercises/ folder")
@@ -179,8 +181,13 @@ def test_attention_scaling_on_tiny_sizes_fits_and_plots(tmp_path):
         }
     }
     png = tmp_path / "plot.png"
-    assert run.write_plot([{"rows": []}, section], png)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    gpu = {**section, "key": "gpu"}
+    assert run.write_plots([{"rows": []}, {**section, "key": "reference"}, gpu], png) == [
+        "plot.png",
+        "plot-gpu.png",
+    ]
+    for name in ("plot.png", "plot-gpu.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_modules_are_checked_equal_before_timing(monkeypatch):
@@ -204,7 +211,61 @@ def test_gpu_piece_skips_without_cuda_and_runs_on_another_device(monkeypatch):
     monkeypatch.setitem(reference_vs_torch.ATTENTION_T, "quick", [4, 8])
     ran = reference_vs_torch.measure_gpu(device="cpu", quick=True, log=lambda m: None)
     assert ran["status"] == "measured" and ran["facts"][0].startswith("device: cpu")
-    assert len(ran["rows"]) == 4
+    labels = [r["label"] for r in ran["rows"]]
+    assert len([x for x in labels if "bf16" in x]) == 2  # half precision, ours and SDPA
+    assert any(x.startswith("encoder layer") for x in labels)
+    assert len(labels) == 4 + 2 + 4
+    assert not any("not measured" in f for f in ran["facts"])
+
+
+def test_a_gpu_record_from_a_lent_machine_stands_in_for_a_missing_gpu(tmp_path, monkeypatch):
+    """Where a GPU was lent once, `--json` kept its section; a run without one shows it,
+    marked with the device, date and commit it came from, and plots it."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    record = tmp_path / "gpu_recorded.json"
+    section = {
+        "key": "gpu",
+        "title": "5. Attention on a GPU",
+        "status": "measured",
+        "rows": [
+            {"label": "attention T=8: SDPA", "samples": [1e-5, 2e-5], "baseline": None},
+            {
+                "label": "attention T=8: course_lib",
+                "samples": [4e-5, 6e-5],
+                "baseline": "attention T=8: SDPA",
+                "vs": "SDPA",
+            },
+        ],
+        "facts": ["device: NVIDIA H100 80GB HBM3 (torch 2.11.0+cu130)"],
+        "series": {"sizes": [8, 16], "times": {"a": [1e-5, 4e-5]}, "fit": [2.0, 1e-7]},
+    }
+    machine = {"GPU": "NVIDIA H100 80GB HBM3", "torch": "2.11.0", "date (UTC)": "2026-11-26"}
+    record.write_text(
+        json.dumps(
+            {
+                "command": "python benchmarks/run.py --only gpu",
+                "machine": machine,
+                "sections": [section],
+            }
+        )
+    )
+    monkeypatch.setattr(run, "RECORDED_GPU", record)
+    out = tmp_path / "results.md"
+    assert run.main(["--only", "gpu", "--out", str(out), "--json", str(tmp_path / "r.json")]) == 0
+    text = out.read_text()
+    gpu = text.split("## 5. Attention on a GPU")[1]
+    assert "Recorded on a lent GPU machine (NVIDIA H100 80GB HBM3" in gpu
+    assert "not from this run" in gpu and "here: not measured: no GPU lent" in gpu
+    assert "3.50× (3.25–3.75) vs SDPA" in gpu  # the recorded ratios (4 and 3), median and IQR
+    assert (tmp_path / "results.png").exists()
+    dumped = json.loads((tmp_path / "r.json").read_text())
+    assert dumped["sections"][0]["key"] == "gpu" and "machine" in dumped
+    # a quick run never borrows the record
+    assert run.main(["--only", "gpu", "--quick", "--out", str(out)]) == 0
+    assert "Recorded on" not in out.read_text()
+    # nor does a record that was itself not measured
+    record.write_text(json.dumps({"sections": [{**section, "status": "not measured: x"}]}))
+    assert run.recorded_gpu_section(record) is None
 
 
 # --- book build and check latency ----------------------------------------------------------------
@@ -274,3 +335,26 @@ def test_time_check_accepts_failing_tests_but_not_misuse(tmp_path):
     fake.write_text("import sys\nprint('usage', file=sys.stderr)\nsys.exit(2)\n")
     with pytest.raises(RuntimeError, match="exited 2"):
         check_latency.time_check(nb, [sys.executable, str(fake)])
+
+
+# --- grading throughput ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_grading_piece_times_every_contender_on_real_notebooks(monkeypatch):
+    """The quick grading piece end to end: nbgrader, `course grade` with 1 and 2 jobs and bare
+    nbclient each graded real submissions (a contender that failed would raise), and the rows
+    name the right baselines. Times are only checked to exist, never compared."""
+    monkeypatch.setitem(run.GRADING_EFFORT, "quick", (2, 1, 2, 1))
+    section = run.measure_grading(quick=True, log=lambda m: None)
+    labels = [r["label"] for r in section["rows"]]
+    for workload in ("2 × 05_attention", "course (2 notebooks)"):
+        for contender in (run.BARE, run.NBGRADER, run.JOBS1, run.JOBS2):
+            assert f"{workload}: {contender}" in labels
+    for row in section["rows"]:
+        assert len(row["samples"]) == 1 and row["samples"][0] > 0
+        if row["label"].endswith(run.JOBS2):
+            assert row["baseline"].endswith(run.NBGRADER)
+    assert "speed-up of --jobs 2 over --jobs 1" in section["facts"][0]
+    table = run.section_table(section)
+    assert_well_formed(table)

@@ -88,3 +88,28 @@ def test_imbalanced_predictions_show_the_accuracy_paradox():
     macro_recall = sum(recalls) / len(recalls)
     assert accuracy > n_majority / len(y_true)  # beats "always predict the majority"...
     assert macro_recall < 0.6 < accuracy  # ...while the per-class picture is poor
+
+
+def test_the_shipped_gpu_record_holds_what_chapter_12_reads():
+    """The GPU figures of chapter 12 come from this record (`make bench` on a lent GPU): it must
+    name the GPU, hold float32 medians per T, the bf16 pairs, and a peak memory that grows
+    like T^2 for the from-scratch code and at most linearly for SDPA."""
+    from course_lib.data import load_gpu_benchmark
+
+    record = load_gpu_benchmark()
+    assert record["machine"]["GPU"].startswith("NVIDIA")
+    gpu = record["sections"][0]
+    assert gpu["key"] == "gpu" and gpu["status"] == "measured"
+    sizes = gpu["series"]["sizes"]
+    assert sizes == sorted(sizes) and len(sizes) >= 5
+    assert all(len(t) == len(sizes) for t in gpu["series"]["times"].values())
+    labels = {row["label"] for row in gpu["rows"]}
+    for T in (1024, 4096):
+        for who in ("course_lib", "F.scaled_dot_product_attention"):
+            assert f"attention T={T} bf16: {who}" in labels
+    mem = gpu["memory"]
+    ours, fused = mem["course_lib"], mem["F.scaled_dot_product_attention"]
+    growth = mem["sizes"][-1] / mem["sizes"][0]
+    assert ours[-1] / ours[0] > 0.9 * growth**2  # the (B, H, T, T) tensors
+    assert fused[-1] / fused[0] < 1.1 * growth  # tiles: linear in T
+    assert all(o >= 2 * s for o, s in zip(ours, mem["scores"]))  # scores and weights at least

@@ -131,6 +131,25 @@ def _check_round_trip(db_url: str, results_dir: Path, tmp_path: Path) -> None:
     assert _read(again)["bob"]["flags"] == "flagged"
 
 
+def test_new_gradebooks_carry_the_schema_version_nbgrader_would_give_them(tmp_path: Path) -> None:
+    """The head is read from nbgrader's migration scripts instead of an `alembic heads`
+    subprocess; nbgrader's own function (the oracle) must agree, and a gradebook we create must
+    be stamped with it, so that nbgrader's tools (and its upgrades) accept it."""
+    import sqlite3
+
+    from nbgrader.api import get_alembic_version
+
+    env_path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    os.environ["PATH"] = env_path
+    export.alembic_head.cache_clear()
+    head = export.alembic_head()
+    assert head == get_alembic_version()
+    db = tmp_path / "gradebook.db"
+    export.write_gradebook(f"sqlite:///{db}", [_result("erin", 2, [])], {ASSIGNMENT: SOURCE})
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]
+
+
 def test_export_to_sqlite(results_dir: Path, tmp_path: Path) -> None:
     _check_round_trip(f"sqlite:///{tmp_path / 'gradebook.db'}", results_dir, tmp_path)
 
