@@ -324,6 +324,7 @@ NBGRADER, JOBS1, JOBS2, BARE = (
 GRADING_EFFORT = {"full": (40, 4, 12, 3), "quick": (2, 1, 2, 1)}
 GRADING_ASSIGNMENT = "05_attention"
 BARE_PER_ROUND = 2  # the floor is per notebook: a couple per round is enough
+REQUIRED_SPEEDUP = 1.7  # of `course grade --jobs 2` over serial nbgrader, on 2 cores
 
 
 def _grade_rounds(
@@ -462,12 +463,22 @@ def measure_grading(*, quick: bool = False, log: Callable[[str], None] = print) 
         "autograde per assignment), so start-up costs are paid once per round; the "
         "whole-course rounds hold different notebooks, so their spread is partly the notebooks'."
     )
+    # The grading pipeline's throughput requirement: --jobs 2 at least 1.7x serial nbgrader.
+    speedup = 1 / summarize(paired_ratios(one[JOBS2], one[NBGRADER]))["median"]
+    checks = [
+        (
+            speedup >= REQUIRED_SPEEDUP,
+            f"{one_name}: `course grade --jobs 2` grades {speedup:.2f}× as many submissions per "
+            f"minute as serial `nbgrader autograde` (required: {REQUIRED_SPEEDUP}×)",
+        )
+    ]
     return {
         "key": "grading",
         "title": TITLES["grading"],
         "status": "measured",
         "rows": rows,
         "facts": facts,
+        "checks": checks if not quick else [],
     }
 
 

@@ -27,6 +27,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+# jsonschema compiles a Lark grammar for its "iri" formats at import when rfc3987_syntax is
+# installed (Jupyter's server pulls it in): 1.5 s on every `course` command and grading process.
+# nbformat validates without format checkers, so the command never needs it.
+if "jsonschema" not in sys.modules:
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
 CONFIG = "nbgrader_config.py"
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "exercises"

@@ -358,3 +358,32 @@ def test_grading_piece_times_every_contender_on_real_notebooks(monkeypatch):
     assert "speed-up of --jobs 2 over --jobs 1" in section["facts"][0]
     table = run.section_table(section)
     assert_well_formed(table)
+
+
+def test_grading_piece_checks_the_throughput_requirement(monkeypatch):
+    """A full run states whether `--jobs 2` reaches 1.7x serial nbgrader, from the per-round
+    ratios; fake timings stand in for the grading (nothing is graded here)."""
+    import grading_throughput
+
+    monkeypatch.setattr(grading_throughput, "make_submissions", _fake_submissions)
+    monkeypatch.setattr(check_latency, "assignments", lambda: ["05_attention"])
+    monkeypatch.setattr(check_latency, "finished_notebook", lambda aid, d: d / f"{aid}.ipynb")
+    monkeypatch.setitem(run.GRADING_EFFORT, "full", (4, 2, 1, 1))
+    for nbgrader, jobs2, ok in ((10.0, 5.0, True), (10.0, 6.5, False)):
+        timings = {run.NBGRADER: nbgrader, run.JOBS1: 8.0, run.JOBS2: jobs2, run.BARE: 1.0}
+        monkeypatch.setattr(
+            run,
+            "_grade_rounds",
+            lambda rounds, work, log, t=timings: {k: [v] * len(rounds) for k, v in t.items()},
+        )
+        section = run.measure_grading(quick=False, log=lambda m: None)
+        [(passed, text)] = section["checks"]
+        assert passed is ok
+        assert f"{nbgrader / jobs2:.2f}× as many submissions per minute" in text
+
+
+def _fake_submissions(assignment, n, dest):
+    for i in range(n):
+        folder = dest / f"student{i:03d}" / assignment
+        folder.mkdir(parents=True)
+        (folder / f"{assignment}.ipynb").write_text("{}")

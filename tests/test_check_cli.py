@@ -96,3 +96,21 @@ def test_check_reports_one_broken_function(tmp_path: Path) -> None:
     assert "passed" in rows["test_sinusoidal_positional_encoding"]
     assert "failed" in rows["test_relative_positions"]
     assert "0 / 4" in rows["test_relative_positions"]
+
+
+def test_the_command_skips_the_iri_grammar_but_still_validates_notebooks() -> None:
+    """`course` keeps jsonschema from compiling rfc3987_syntax's grammar (1.5 s a start), and
+    nbformat, which uses no format checker, still rejects a broken notebook in that process."""
+    code = (
+        "import sys, course_lib.cli, nbformat\n"
+        "print('loaded' if sys.modules.get('rfc3987_syntax') else 'skipped')\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1')])\n"
+        "nbformat.validate(nb)\n"
+        "del nb['cells'][0]['source']\n"
+        "try:\n"
+        "    nbformat.validate(nb)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('rejected')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["skipped", "rejected"]
