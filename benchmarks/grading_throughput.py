@@ -47,6 +47,16 @@ def make_submissions(assignment: str, n: int, dest: Path) -> None:
         (folder / f"{assignment}.ipynb").write_text(json.dumps(nb))
 
 
+def _nbgrader(command: str, assignment: str, *, course: Path, env: dict) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "nbgrader", command, assignment, "--force"],
+        cwd=course,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
 _templates: dict[str, Path] = {}  # assignment -> a course folder right after generate_assignment
 
 
@@ -58,13 +68,7 @@ def _nbgrader_template(assignment: str, env: dict) -> Path:
         atexit.register(shutil.rmtree, course, ignore_errors=True)
         (course / "source").mkdir(parents=True)
         shutil.copytree(ROOT / "solutions" / assignment, course / "source" / assignment)
-        subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force"],
-            cwd=course,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        _nbgrader("generate_assignment", assignment, course=course, env=env)
         _templates[assignment] = course
     return _templates[assignment]
 
@@ -80,13 +84,7 @@ def time_nbgrader(assignment: str, subs: Path, work: Path) -> float:
     config = f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\n"
     (course / "nbgrader_config.py").write_text(config + "c.ExecutePreprocessor.timeout = 120\n")
     start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force"],
-        cwd=course,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    _nbgrader("autograde", assignment, course=course, env=env)
     return time.perf_counter() - start
 
 

@@ -76,20 +76,32 @@ def _same(ours: Tensor, theirs: Tensor, what: str, tol: float = 1e-4) -> None:
 
 
 def attention_scaling(
-    sizes: list[int], shape: tuple[int, int, int], *, device: str, n_rounds: int, calls: int
+    sizes: list[int],
+    shape: tuple[int, int, int],
+    *,
+    device: str,
+    n_rounds: int,
+    calls: int,
+    dtype: torch.dtype = torch.float32,
 ) -> dict:
-    """Time both attentions at each T; return rows, per-T medians and the fitted exponents."""
+    """Time both attentions at each T; return rows, per-T medians and the fitted exponents.
+
+    Row labels are ``attention T=<T>: <who>``, with `` bf16`` after T for bfloat16 inputs (where
+    SDPA can pick a fused flash kernel).
+    """
     B, H, Dh = shape
     g = torch.Generator().manual_seed(0)
+    half = dtype != torch.float32
+    tag, tol = (" bf16", 3e-2) if half else ("", 1e-4 if device == "cpu" else 1e-3)
     rows, medians = [], {OURS: [], SDPA: []}
     for T in sizes:
-        q, k, v = (torch.randn(B, H, T, Dh, generator=g).to(device) for _ in range(3))
+        q, k, v = (torch.randn(B, H, T, Dh, generator=g).to(device, dtype) for _ in range(3))
         with torch.no_grad():
             _same(
-                scaled_dot_product_attention(q, k, v),
-                F.scaled_dot_product_attention(q, k, v),
-                f"attention T={T}",
-                tol=1e-4 if device == "cpu" else 1e-3,
+                scaled_dot_product_attention(q, k, v).float(),
+                F.scaled_dot_product_attention(q, k, v).float(),
+                f"attention T={T}{tag}",
+                tol=tol,
             )
             samples = _rounds(
                 {
@@ -100,27 +112,18 @@ def attention_scaling(
                 calls,
             )
         gflop = attention_flops(B, H, T, Dh) / 1e9
-        base = f"attention T={T}: {SDPA}"
-        rows.append(
-            {
-                "label": base,
-                "samples": samples[SDPA],
-                "baseline": None,
-                "note": f"{gflop / statistics.median(samples[SDPA]):.1f} GFLOP/s",
+        base = f"attention T={T}{tag}: {SDPA}"
+        for who, baseline in ((SDPA, None), (OURS, base)):
+            row = {
+                "label": f"attention T={T}{tag}: {who}",
+                "samples": samples[who],
+                "baseline": baseline,
+                "note": f"{gflop / statistics.median(samples[who]):.{0 if half else 1}f} GFLOP/s",
             }
-        )
-        rows.append(
-            {
-                "label": f"attention T={T}: {OURS}",
-                "samples": samples[OURS],
-                "baseline": base,
-                "vs": "SDPA",
-                "note": f"{gflop / statistics.median(samples[OURS]):.1f} GFLOP/s",
-            }
-        )
+            rows.append(row if baseline is None else {**row, "vs": "SDPA"})
         for name in medians:
             medians[name].append(statistics.median(samples[name]))
-    fits = {name: fit_power_law(sizes, t) for name, t in medians.items()}
+    fits = {name: fit_power_law(sizes, t) for name, t in medians.items() if len(set(sizes)) > 1}
     return {"rows": rows, "medians": medians, "fits": fits}
 
 
@@ -128,48 +131,9 @@ def half_precision_rows(
     sizes: list[int], shape: tuple[int, int, int], *, device: str, n_rounds: int, calls: int
 ) -> list[dict]:
     """Attention in bfloat16, where SDPA can pick a fused (flash) kernel."""
-    B, H, Dh = shape
-    g = torch.Generator().manual_seed(0)
-    rows = []
-    for T in sizes:
-        q, k, v = (
-            torch.randn(B, H, T, Dh, generator=g).to(device, torch.bfloat16) for _ in range(3)
-        )
-        with torch.no_grad():
-            _same(
-                scaled_dot_product_attention(q, k, v).float(),
-                F.scaled_dot_product_attention(q, k, v).float(),
-                f"bf16 attention T={T}",
-                tol=3e-2,
-            )
-            samples = _rounds(
-                {
-                    OURS: (scaled_dot_product_attention, (q, k, v)),
-                    SDPA: (F.scaled_dot_product_attention, (q, k, v)),
-                },
-                n_rounds,
-                calls,
-            )
-        gflop = attention_flops(B, H, T, Dh) / 1e9
-        base = f"attention T={T} bf16: {SDPA}"
-        rows.append(
-            {
-                "label": base,
-                "samples": samples[SDPA],
-                "baseline": None,
-                "note": f"{gflop / statistics.median(samples[SDPA]):.0f} GFLOP/s",
-            }
-        )
-        rows.append(
-            {
-                "label": f"attention T={T} bf16: {OURS}",
-                "samples": samples[OURS],
-                "baseline": base,
-                "vs": "SDPA",
-                "note": f"{gflop / statistics.median(samples[OURS]):.0f} GFLOP/s",
-            }
-        )
-    return rows
+    return attention_scaling(
+        sizes, shape, device=device, n_rounds=n_rounds, calls=calls, dtype=torch.bfloat16
+    )["rows"]
 
 
 def peak_memory(fn: Callable, *args: Tensor) -> int:
