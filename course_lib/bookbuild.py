@@ -7,6 +7,8 @@ Three steps:
    notebook for download. The book shows these pages as they are, never executed.
 2. Run ``jupyter-book build book --config _config.yml --path-output . -W --keep-going``:
    chapters execute (jupyter-cache skips unchanged ones) and any warning fails the build.
+   When ``course_lib`` changed since the last build, the cache is emptied first, so that no
+   chapter keeps outputs computed by the old library.
 3. Record a stamp (a hash of every input) so that tests can reuse an up-to-date build.
 
 Options: ``--only 01_tensors,02_tokenization`` builds the appendix and just those chapters
@@ -24,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -40,6 +43,8 @@ TOC_PATH = BOOK_DIR / "_toc.yml"
 BUILD_DIR = REPO_ROOT / "_build"
 HTML_DIR = BUILD_DIR / "html"
 STAMP_PATH = HTML_DIR / ".bookbuild-stamp.json"
+CACHE_DIR = BUILD_DIR / ".jupyter_cache"
+LIBRARY_STAMP_PATH = BUILD_DIR / ".bookbuild-library"
 GENERATED_EXERCISES_DIR = BOOK_DIR / "exercises"
 EXERCISES_ENV = "COURSE_EXERCISES_DIR"
 ONLY_ENV = "COURSE_BOOK_ONLY"
@@ -232,6 +237,32 @@ def inputs_digest(chapters: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def library_digest() -> str:
+    """A hash of what the chapters import: ``course_lib``'s code and data (not the instructor's
+    grading tools, which no chapter runs)."""
+    pkg = REPO_ROOT / "course_lib"
+    h = hashlib.sha256()
+    for path in sorted(pkg.rglob("*")):
+        rel = path.relative_to(pkg)
+        if path.is_file() and "__pycache__" not in rel.parts and rel.parts[0] != "instructor":
+            h.update(str(rel).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def drop_stale_outputs() -> bool:
+    """Empty the execution cache when ``course_lib`` changed since it was filled.
+
+    jupyter-cache keys a chapter's outputs on the chapter's own code cells, so a change to the
+    library (a figure's style, a number it computes) would leave the old outputs in the book.
+    Returns True when the cache was emptied: every page must then be read, and run, again.
+    """
+    recorded = LIBRARY_STAMP_PATH.read_text().strip() if LIBRARY_STAMP_PATH.is_file() else ""
+    if recorded == library_digest() or not CACHE_DIR.exists():
+        return False
+    shutil.rmtree(CACHE_DIR)
+    return True
+
+
 def is_up_to_date(only: Sequence[str] | None = None) -> bool:
     """True when the HTML was built, successfully, from exactly the current inputs."""
     chapters = selected_chapters(only)
@@ -300,7 +331,8 @@ def build(only: Sequence[str] | None = None, *, force: bool = False, quiet: bool
         previous = BUILD_DIR / ".bookbuild-last-selection"
         selection = ",".join(chapters)
         command = jupyter_book_command(toc_path)
-        if not previous.is_file() or previous.read_text() != selection:
+        stale = drop_stale_outputs()
+        if stale or not previous.is_file() or previous.read_text() != selection:
             command.append("--all")
         start = time.perf_counter()
         result = subprocess.run(
@@ -319,6 +351,7 @@ def build(only: Sequence[str] | None = None, *, force: bool = False, quiet: bool
                 f"Reports of failing chapters are in {HTML_DIR / 'reports'}.{detail}"
             )
         previous.write_text(selection)
+        LIBRARY_STAMP_PATH.write_text(library_digest())
         STAMP_PATH.write_text(
             json.dumps(
                 {"digest": digest, "chapters": chapters, "seconds": time.perf_counter() - start}

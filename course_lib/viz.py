@@ -274,6 +274,11 @@ def plot_scaling(sizes, times, fit: tuple[float, float] | None = None) -> Course
         ax.plot(grid, c * grid**k, "--", color="gray", label=f"fit: time ∝ size^{k:.2f}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if len(x) <= 12:  # label the measured sizes themselves, not powers of ten
+        from matplotlib.ticker import NullFormatter
+
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("size")
     ax.set_ylabel("time (s)")
     ax.grid(True, which="both", alpha=0.3)

@@ -117,6 +117,37 @@ def _pages(book_html: Path) -> list[Path]:
     ]
 
 
+def test_a_library_change_empties_the_execution_cache(tmp_path, monkeypatch):
+    """Chapters' outputs come from course_lib: when it changes, cached outputs must go (the
+    cache is keyed on the chapters' own code only); when it does not, they stay."""
+    cache, stamp = tmp_path / ".jupyter_cache", tmp_path / ".bookbuild-library"
+    monkeypatch.setattr(bookbuild, "CACHE_DIR", cache)
+    monkeypatch.setattr(bookbuild, "LIBRARY_STAMP_PATH", stamp)
+    cache.mkdir()
+    (cache / "global.db").write_text("outputs")
+    stamp.write_text(bookbuild.library_digest())
+    assert bookbuild.drop_stale_outputs() is False and cache.exists()
+    stamp.write_text("digest of an older course_lib")
+    assert bookbuild.drop_stale_outputs() is True and not cache.exists()
+    assert bookbuild.drop_stale_outputs() is False  # nothing cached: nothing to drop
+    cache.mkdir()
+    stamp.unlink()  # a cache from before the stamp existed: its library is unknown
+    assert bookbuild.drop_stale_outputs() is True
+
+
+def test_library_digest_follows_the_chapters_code_not_the_grading_tools(tmp_path, monkeypatch):
+    pkg = tmp_path / "course_lib"
+    (pkg / "instructor").mkdir(parents=True)
+    (pkg / "viz.py").write_text("A = 1\n")
+    (pkg / "instructor" / "grader.py").write_text("B = 1\n")
+    monkeypatch.setattr(bookbuild, "REPO_ROOT", tmp_path)
+    before = bookbuild.library_digest()
+    (pkg / "instructor" / "grader.py").write_text("B = 2\n")
+    assert bookbuild.library_digest() == before
+    (pkg / "viz.py").write_text("A = 2\n")
+    assert bookbuild.library_digest() != before
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("book")
 def test_build_is_current_and_complete(book_html):
