@@ -72,7 +72,7 @@ import re
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -202,6 +202,13 @@ def _bound_arguments(fn: Any, args: tuple, kwargs: dict) -> list[tuple[str, Any]
         named = [(f"argument {i + 1}", a) for i, a in enumerate(args)]
         return named + list(kwargs.items())
     return list(bound.arguments.items())
+
+
+def _not_implemented(name: str) -> GradingError:
+    return GradingError(
+        f"{name} is not implemented yet: replace `raise NotImplementedError()` in its "
+        "cell with your code, run that cell, then run this test again"
+    )
 
 
 def _call_text(name: str, fn: Any, args: tuple, kwargs: dict) -> str:
@@ -629,10 +636,7 @@ def call(
         try:
             result = fn(*args, **kwargs)
         except NotImplementedError:
-            raise GradingError(
-                f"{name} is not implemented yet: replace `raise NotImplementedError()` in its "
-                "cell with your code, run that cell, then run this test again"
-            ) from None
+            raise _not_implemented(name) from None
         except _ForbiddenCall as exc:
             raise GradingError(str(exc.args[0])) from None
         except GradingError:
@@ -798,10 +802,7 @@ def check_raises(
         try:
             result = student(*args, **kwargs)
         except NotImplementedError:
-            raise GradingError(
-                f"{name} is not implemented yet: replace `raise NotImplementedError()` in its "
-                "cell with your code, run that cell, then run this test again"
-            ) from None
+            raise _not_implemented(name) from None
         except _ForbiddenCall as exc:
             raise GradingError(str(exc.args[0])) from None
         except exception as exc:
@@ -901,13 +902,6 @@ def _structure_problem(student: nn.Module, reference: nn.Module, name: str) -> s
                 "out_features) stores its weight as (out, in); check which width goes where"
             )
     return None
-
-
-@dataclass
-class _Built:
-    student: nn.Module
-    reference: nn.Module
-    label: str = field(default="")
 
 
 def check_module(

@@ -50,8 +50,13 @@ def test_attention_heatmap_axes_images_labels():
 
 def test_attention_heatmap_accepts_grad_tensor_and_fully_masked_rows():
     w = softmax_rows(4, 4).requires_grad_()
-    render(viz.attention_heatmap(w))
-    render(viz.attention_heatmap(torch.zeros(2, 3)))  # all rows masked: zeros, not a crash
+    fig = viz.attention_heatmap(w)
+    render(fig)
+    # the drawn matrix is the weights themselves: not transposed, not renormalised
+    np.testing.assert_allclose(np.asarray(fig.axes[0].images[0].get_array()), w.detach().numpy())
+    masked = viz.attention_heatmap(torch.zeros(2, 3))  # all rows masked: zeros, not a crash
+    render(masked)
+    assert np.asarray(masked.axes[0].images[0].get_array()).shape == (2, 3)
 
 
 def test_attention_heatmap_bad_input():

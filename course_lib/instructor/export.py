@@ -11,17 +11,38 @@ from __future__ import annotations
 import csv
 import functools
 import importlib.util
+import io
 import json
 import os
 import re
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 from course_lib.instructor.notebooks import SourceAssignment, load_source
 
 EXPORT_COLUMNS = ["assignment", "student_id", "score", "max_score", "status", "flags"]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file, then a rename), so an
+    interrupted run never leaves half a file for the next one to trust."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_table(path: Path, header: list[str], rows: Iterable[list[str]]) -> None:
+    """A CSV file with ``header`` and ``rows``, written atomically."""
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    write_atomic(path, buf.getvalue())
 
 
 def _driver_url(db_url: str) -> str:
@@ -165,24 +186,12 @@ def export(
         write_gradebook(db_url, results, sources)
         extra = {(r["assignment_id"], r["student_id"]): r for r in results}
     rows = read_gradebook(db_url)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_csv.parent, prefix=".tmp-", suffix=".csv")
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(EXPORT_COLUMNS)
-        for row in rows:
-            r = extra.get((row["assignment"], row["student_id"]))
-            status = r["status_text"] if r else ""
-            flags = ";".join(r["flags"]) if r else ("flagged" if row["flagged"] else "")
-            w.writerow(
-                [
-                    row["assignment"],
-                    row["student_id"],
-                    f"{row['score']:g}",
-                    f"{row['max_score']:g}",
-                    status,
-                    flags,
-                ]
-            )
-    os.replace(tmp, out_csv)
+    table = []
+    for row in rows:
+        r = extra.get((row["assignment"], row["student_id"]))
+        status = r["status_text"] if r else ""
+        flags = ";".join(r["flags"]) if r else ("flagged" if row["flagged"] else "")
+        score, max_score = f"{row['score']:g}", f"{row['max_score']:g}"
+        table.append([row["assignment"], row["student_id"], score, max_score, status, flags])
+    write_table(out_csv, EXPORT_COLUMNS, table)
     return rows

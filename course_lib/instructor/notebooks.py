@@ -15,7 +15,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 MAX_NOTEBOOK_BYTES = 200 * 1024 * 1024
 HIDDEN_RE = re.compile(
@@ -448,13 +447,3 @@ def analyse(code: str, forbidden_paths: set[str] = frozenset()) -> Analysis:
     for field_name in ("reference", "forbidden", "suspicious"):
         setattr(result, field_name, sorted(set(getattr(result, field_name))))
     return result
-
-
-def nbgrader_points(source: SourceAssignment) -> dict[str, float]:
-    return {c.grade_id: c.points for c in source.tests}
-
-
-def as_dict(obj: Any) -> Any:
-    from dataclasses import asdict
-
-    return asdict(obj)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import csv
 import hashlib
 import json
 import multiprocessing
@@ -37,6 +36,7 @@ from typing import Any
 
 from course_lib import CHAPTER_MODULES
 from course_lib.instructor import notebooks as nbk
+from course_lib.instructor.export import write_atomic, write_table
 from course_lib.instructor.sandbox import FALLBACK_WARNING, Limits, bwrap_path
 
 GRADER_VERSION = "1"
@@ -156,14 +156,6 @@ def _file_digest(path: Path) -> str:
         return "missing"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _warm_up_imports() -> None:
     """Import what the end of a run needs (nbgrader's gradebook API, matplotlib for the report)
     while the pool grades: about 4 s of imports that the parent would otherwise pay at the end,
@@ -253,14 +245,14 @@ def grade(
         )
         for task, result in _run_pool(todo, jobs, log):
             results[(task["student_id"], task["assignment_id"])] = result
-            _write_atomic(Path(task["state"]), json.dumps({"key": task["key"], "result": result}))
+            write_atomic(Path(task["state"]), json.dumps({"key": task["key"], "result": result}))
         ordered = [results[(s, a)] for s, a, _ in entries]
         write_csv(out / "grades.csv", ordered)
         parsed = {aid: nbk.load_source(p, aid) for aid, p in sources.items()}
         for r in ordered:
             html = report.feedback_html(r, parsed[r["assignment_id"]])
-            _write_atomic(out / "feedback" / r["student_id"] / f"{r['assignment_id']}.html", html)
-        _write_atomic(out / "report.html", report.report_html(ordered, parsed))
+            write_atomic(out / "feedback" / r["student_id"] / f"{r['assignment_id']}.html", html)
+        write_atomic(out / "report.html", report.report_html(ordered, parsed))
         from course_lib.instructor import export
 
         export.write_gradebook(
@@ -337,20 +329,15 @@ def _crash_result(task: dict, why: str) -> dict:
 
 
 def write_csv(path: Path, results: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".csv")
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(CSV_COLUMNS)
-        for r in results:
-            w.writerow(
-                [
-                    r["student_id"],
-                    r["assignment_id"],
-                    f"{r['score']:g}",
-                    f"{r['max_score']:g}",
-                    r["status_text"],
-                    ";".join(r["flags"]),
-                ]
-            )
-    os.replace(tmp, path)
+    rows = (
+        [
+            r["student_id"],
+            r["assignment_id"],
+            f"{r['score']:g}",
+            f"{r['max_score']:g}",
+            r["status_text"],
+            ";".join(r["flags"]),
+        ]
+        for r in results
+    )
+    write_table(path, CSV_COLUMNS, rows)

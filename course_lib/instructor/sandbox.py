@@ -389,10 +389,6 @@ def _builtin_exception(name: str) -> type[Exception]:
     return RuntimeError
 
 
-class StudentError(Exception):
-    """Marker mixed into exceptions re-raised from the student's process."""
-
-
 TRUSTED_PREFIXES = ("torch.", "numpy.", "builtins.", "collections.")
 
 
