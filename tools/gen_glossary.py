@@ -191,7 +191,7 @@ EXTRA = [
     ),
     (
         "FlashAttention",
-        "分块融合注意力（FlashAttention）",
+        "FlashAttention 算法",
         "a fused attention kernel that tiles the computation so the T × T matrix is never stored.",
         "12_benchmarking",
     ),
