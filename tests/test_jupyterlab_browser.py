@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -176,7 +177,11 @@ def _solve_in_lab(page, url: str, token: str, nb, index: dict, demo_index: int) 
     # The run is over when the last code cell (the explorer) has its execution count, or when the
     # kernel is idle again with an error shown and nothing queued (Run All stops at an error).
     page.wait_for_function(RUN_ALL_FINISHED, arg=demo_index, polling=500)
-    demo.locator(".widget-slider, .jp-OutputArea-output[data-mime-type*='stderr']").first.wait_for()
+    if not re.fullmatch(r"\[\d+\]:", demo.locator(".jp-InputArea-prompt").inner_text().strip()):
+        shown = notebook.locator(".jp-OutputArea-output[data-mime-type*='stderr']")
+        errors = "\n".join(shown.nth(i).inner_text()[-1500:] for i in range(shown.count()))
+        pytest.fail(f"Run All Cells stopped before the explorer:\n{errors}", pytrace=False)
+    demo.locator(".widget-slider").first.wait_for()
 
     for gid in H.test_cells(nb):
         cell = cells.nth(index[gid])
