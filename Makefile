@@ -1,60 +1,69 @@
 # Two commands do everything on a fresh machine: `make book` and `make test`.
-# Both create (or update) the virtual environment in .venv first.
+# Both run the set-up step first (tools/setup_env.py): it installs the system packages the target
+# needs (apt-get, when root or `sudo -n` may; otherwise it stops with the command to run) and
+# creates or updates the virtual environment in .venv.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 JOBS ?= 2
+# make publish: the built site goes to this branch of this remote (a name or a URL/path).
+SITE ?= _build/html
+REMOTE ?= origin
+PAGES_BRANCH ?= gh-pages
 # One BLAS/OpenMP thread per process: tests run two processes on two cores, and torch's default
 # of one thread per core makes them fight (measured 20-30x slower on a busy 2-core machine).
 export OMP_NUM_THREADS ?= 1
+SETUP = @command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: make PYTHON=/path/to/python3.11"; exit 1; }; \
+	$(PYTHON) tools/setup_env.py --venv $(VENV)
 
-.PHONY: help install book serve test lint format release bench clean
+.PHONY: help install book serve test lint format release bench publish clean
 
 help:
 	@echo "make book     build the book (HTML under _build/html)"
 	@echo "make test     lint and run every test"
 	@echo "make serve    serve the built book on http://127.0.0.1:8000"
+	@echo "make publish  push the built book to the $(PAGES_BRANCH) branch of $(REMOTE)"
 	@echo "make release  regenerate exercises/ from solutions/"
 	@echo "make bench    measure build, grading, check and attention speed (benchmarks/results.md)"
 
-# torch==2.13.0 is pinned: on these machines it is the CPU wheel that lies on disk.
-$(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: set PYTHON=/path/to/python3.11"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[test]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
-	touch $(STAMP)
+install:
+	$(SETUP) install
 
-install: $(STAMP)
-
-book: $(STAMP)
+book:
+	$(SETUP) book
 	$(BIN)/python -m course_lib.bookbuild
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html (make serve to serve it)"
 
-serve: $(STAMP)
+serve: install
 	@test -f _build/html/index.html || $(MAKE) book
 	$(BIN)/python -m http.server 8000 --bind 127.0.0.1 --directory _build/html
 
-lint: $(STAMP)
+lint: install
 	$(BIN)/ruff check course_lib tests benchmarks tools
 	$(BIN)/ruff format --check course_lib tests benchmarks tools
 
-format: $(STAMP)
+format: install
 	$(BIN)/ruff format course_lib tests benchmarks tools
 	$(BIN)/ruff check --fix course_lib tests benchmarks tools
 
-test: $(STAMP) lint
+test:
+	$(SETUP) test
+	@$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
 
-release: $(STAMP)
+release: install
 	$(BIN)/course release
 
-bench: $(STAMP)
+bench: install
 	$(BIN)/python benchmarks/run.py
+
+# ghp-import commits $(SITE) (both editions: zh/ is a folder of it) with a .nojekyll file.
+publish: install
+	@test -f $(SITE)/index.html || { echo "$(SITE)/index.html is missing: run make book first"; exit 1; }
+	$(BIN)/ghp-import --no-jekyll --push --force --remote $(REMOTE) --branch $(PAGES_BRANCH) \
+		--message "Publish the book from $$(git rev-parse --short HEAD)" $(SITE)
+	@echo "Pushed $(SITE) to the $(PAGES_BRANCH) branch of $(REMOTE)."
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
