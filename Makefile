@@ -10,7 +10,7 @@ JOBS ?= 2
 # of one thread per core makes them fight (measured 20-30x slower on a busy 2-core machine).
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help install book serve test lint format release bench clean
+.PHONY: help install book serve test lint format release bench diagrams clean
 
 help:
 	@echo "make book     build the book (HTML under _build/html)"
@@ -18,6 +18,7 @@ help:
 	@echo "make serve    serve the built book on http://127.0.0.1:8000"
 	@echo "make release  regenerate exercises/ from solutions/"
 	@echo "make bench    measure build, grading, check and attention speed (benchmarks/results.md)"
+	@echo "make diagrams regenerate the SVG diagrams in book/figures from tools/diagrams.py"
 
 # torch==2.13.0 is pinned: on these machines it is the CPU wheel that lies on disk.
 $(STAMP): pyproject.toml
@@ -55,6 +56,9 @@ release: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+diagrams: $(STAMP)
+	$(BIN)/python tools/diagrams.py
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
