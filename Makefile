@@ -10,7 +10,7 @@ JOBS ?= 2
 # of one thread per core makes them fight (measured 20-30x slower on a busy 2-core machine).
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help install book serve test lint format release bench diagrams clean
+.PHONY: help install book serve test lint format release bench diagrams notebooks clean
 
 help:
 	@echo "make book     build the book (HTML under _build/html)"
@@ -19,6 +19,7 @@ help:
 	@echo "make release  regenerate exercises/ from solutions/"
 	@echo "make bench    measure build, grading, check and attention speed (benchmarks/results.md)"
 	@echo "make diagrams regenerate the SVG diagrams in book/figures from tools/diagrams.py"
+	@echo "make notebooks rewrite notebooks/<id>.ipynb (what the launch links open) from book/"
 
 # torch==2.13.0 is pinned: on these machines it is the CPU wheel that lies on disk.
 $(STAMP): pyproject.toml
@@ -59,6 +60,9 @@ bench: $(STAMP)
 
 diagrams: $(STAMP)
 	$(BIN)/python tools/diagrams.py
+
+notebooks: $(STAMP)
+	$(BIN)/python -m course_lib.bookbuild --notebooks
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

@@ -11,9 +11,10 @@ Three steps:
    chapter keeps outputs computed by the old library.
 3. Record a stamp (a hash of every input) so that tests can reuse an up-to-date build.
 
-Before step 1, ``notebooks/<id>.ipynb`` (committed) is rewritten from ``book/<id>.md`` when the
-chapter changed: the notebook that a chapter's Colab and Binder links open (see
-:func:`chapter_notebook`). ``python -m course_lib.bookbuild --notebooks`` writes only those.
+``python -m course_lib.bookbuild --notebooks`` (``make notebooks``) does no build: it rewrites
+the committed ``notebooks/<id>.ipynb`` of every chapter that changed, the notebooks that the
+chapters' Colab and Binder links open (see :func:`chapter_notebook`). A test fails while one is
+out of date, so a chapter and its notebook are committed together.
 
 Options: ``--only 01_tensors,02_tokenization`` builds the appendix and just those chapters
 (a quick check while writing); ``--force`` rebuilds even when the stamp says the HTML is
@@ -484,7 +485,6 @@ def build(only: Sequence[str] | None = None, *, force: bool = False, quiet: bool
             if not quiet:
                 print(f"The book is up to date: {index}")
             return index
-        write_chapter_notebooks(chapters)
         prepare_exercise_pages(chapters)
         toc_path = TOC_PATH
         if len(chapters) < len(CHAPTERS):

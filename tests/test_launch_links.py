@@ -85,10 +85,10 @@ def test_exercise_notebooks_start_with_the_install_cell(chapter):
 @pytest.mark.parametrize("chapter", list(CHAPTERS))
 def test_chapter_notebooks_are_committed_and_up_to_date(chapter):
     path = bookbuild.CHAPTER_NOTEBOOKS_DIR / f"{chapter}.ipynb"
-    assert path.is_file(), f"{path} missing: run python -m course_lib.bookbuild --notebooks"
+    assert path.is_file(), f"{path} missing: run `make notebooks`"
     text = bookbuild.chapter_notebook(chapter)
     assert path.read_text(encoding="utf-8") == text, (
-        f"{path.name} is out of date: run python -m course_lib.bookbuild --notebooks"
+        f"{path.name} is out of date: run `make notebooks` and commit it with the chapter"
     )
     nb = nbformat.reads(text, as_version=4)
     nbformat.validate(nb)
