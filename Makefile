@@ -17,7 +17,7 @@ export OMP_NUM_THREADS ?= 1
 SETUP = @command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: make PYTHON=/path/to/python3.11"; exit 1; }; \
 	$(PYTHON) tools/setup_env.py --venv $(VENV)
 
-.PHONY: help install book serve test lint format release bench publish clean
+.PHONY: help install book serve test lint format release bench publish diagrams notebooks clean
 
 help:
 	@echo "make book     build the book (HTML under _build/html)"
@@ -26,6 +26,8 @@ help:
 	@echo "make publish  push the built book to the $(PAGES_BRANCH) branch of $(REMOTE)"
 	@echo "make release  regenerate exercises/ from solutions/"
 	@echo "make bench    measure build, grading, check and attention speed (benchmarks/results.md)"
+	@echo "make diagrams regenerate the SVG diagrams in book/figures from tools/diagrams.py"
+	@echo "make notebooks rewrite notebooks/<id>.ipynb (what the launch links open) from book/"
 
 install:
 	$(SETUP) install
@@ -64,6 +66,12 @@ publish: install
 	$(BIN)/ghp-import --no-jekyll --push --force --remote $(REMOTE) --branch $(PAGES_BRANCH) \
 		--message "Publish the book from $$(git rev-parse --short HEAD)" $(SITE)
 	@echo "Pushed $(SITE) to the $(PAGES_BRANCH) branch of $(REMOTE)."
+
+diagrams: install
+	$(BIN)/python tools/diagrams.py
+
+notebooks: install
+	$(BIN)/python -m course_lib.bookbuild --notebooks
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

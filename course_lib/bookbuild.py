@@ -11,6 +11,11 @@ Three steps:
    chapter keeps outputs computed by the old library.
 3. Record a stamp (a hash of every input) so that tests can reuse an up-to-date build.
 
+``python -m course_lib.bookbuild --notebooks`` (``make notebooks``) does no build: it rewrites
+the committed ``notebooks/<id>.ipynb`` of every chapter that changed, the notebooks that the
+chapters' Colab and Binder links open (see :func:`chapter_notebook`). A test fails while one is
+out of date, so a chapter and its notebook are committed together.
+
 Options: ``--only 01_tensors,02_tokenization`` builds the appendix and just those chapters
 (a quick check while writing); ``--force`` rebuilds even when the stamp says the HTML is
 current. ``COURSE_EXERCISES_DIR`` points step 1 at another folder of ``<id>/<id>.ipynb``
@@ -20,16 +25,20 @@ notebooks (for trying the build before ``make release`` has produced the real on
 from __future__ import annotations
 
 import argparse
+import ast
+import base64
 import contextlib
 import copy
 import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -46,6 +55,8 @@ STAMP_PATH = HTML_DIR / ".bookbuild-stamp.json"
 CACHE_DIR = BUILD_DIR / ".jupyter_cache"
 LIBRARY_STAMP_PATH = BUILD_DIR / ".bookbuild-library"
 GENERATED_EXERCISES_DIR = BOOK_DIR / "exercises"
+CHAPTER_NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+PYPROJECT_PATH = REPO_ROOT / "pyproject.toml"
 EXERCISES_ENV = "COURSE_EXERCISES_DIR"
 ONLY_ENV = "COURSE_BOOK_ONLY"
 
@@ -153,6 +164,161 @@ def prepare_exercise_pages(chapters: Sequence[str], source_dir: Path | None = No
         if not target.is_file() or target.read_text(encoding="utf-8") != text:
             target.write_text(text, encoding="utf-8")
         written.append(target)
+    return written
+
+
+# ---------------------------------------------------------------------------------------------
+# Launching a page on Colab or Binder: the repository, the install cell, the chapter notebooks.
+# ---------------------------------------------------------------------------------------------
+
+# Placeholders in the notebook sources (tools/notebooks/<id>.py), filled in when notebooks are
+# built, so that the repository URL is written in one place only: _config.yml.
+REPOSITORY_URL_TOKEN = "{{COURSE_REPOSITORY_URL}}"
+RELEASE_TAG_TOKEN = "{{COURSE_RELEASE_TAG}}"
+
+INSTALL_CELL_TEMPLATE = f"""\
+# Colab and Binder start without the course package: install it from the course repository, at
+# the release that matches this notebook. Where `course_lib` is importable already (your own
+# machine, the grader), this cell does nothing.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("course_lib") is None:
+    package = "course_lib @ git+{REPOSITORY_URL_TOKEN}@{RELEASE_TAG_TOKEN}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", package], check=True)"""
+
+
+def repository_url(config_path: Path = CONFIG_PATH) -> str:
+    """The course repository: ``repository: url:`` of ``_config.yml``, the one place it is set."""
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    url = str((config.get("repository") or {}).get("url") or "").rstrip("/")
+    if not url.startswith("https://"):
+        raise BookBuildError(
+            f"{config_path.name} has no https repository URL (repository: url: {url!r}); set it "
+            "to the course's public git repository, e.g. https://github.com/<org>/<repo>"
+        )
+    return url
+
+
+def repository_branch(config_path: Path = CONFIG_PATH) -> str:
+    """The branch the launch links name: ``repository: branch:`` of ``_config.yml``."""
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    return str((config.get("repository") or {}).get("branch") or "main")
+
+
+def release_tag(pyproject: Path = PYPROJECT_PATH) -> str:
+    """The git tag of this release of the course: ``v`` + the version in ``pyproject.toml``."""
+    return "v" + tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+
+
+def fill_placeholders(text: str) -> str:
+    """Replace the repository and release placeholders of a notebook source."""
+    return text.replace(REPOSITORY_URL_TOKEN, repository_url()).replace(
+        RELEASE_TAG_TOKEN, release_tag()
+    )
+
+
+def install_cell_source() -> str:
+    """The first code cell of every notebook a launch link opens (placeholders filled)."""
+    return fill_placeholders(INSTALL_CELL_TEMPLATE)
+
+
+_LITERALINCLUDE = re.compile(
+    r"^```\{literalinclude\} (?P<path>\S+)\n(?P<options>(?::[\w-]+:[^\n]*\n)*)```$", re.M
+)
+_FIGURE = re.compile(
+    r"^```\{figure\} (?P<path>\S+)\n(?P<options>(?::[\w-]+:[^\n]*\n)*)\n(?P<caption>.*?)^```$",
+    re.M | re.S,
+)
+
+
+def _pyobject_source(path: Path, qualname: str) -> str:
+    """The source of a function or class (``Class.method`` too), like Sphinx's ``:pyobject:``."""
+    text = path.read_text(encoding="utf-8")
+    nodes: list[ast.AST] = ast.parse(text).body
+    node = None
+    for part in qualname.split("."):
+        node = next(
+            (n for n in nodes if getattr(n, "name", None) == part and hasattr(n, "body")), None
+        )
+        if node is None:
+            raise BookBuildError(f"{path.name} has no {qualname} (a literalinclude :pyobject:)")
+        nodes = node.body
+    lines = text.splitlines()
+    start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+    body = lines[start - 1 : node.end_lineno]
+    indent = min(len(ln) - len(ln.lstrip()) for ln in body if ln.strip())
+    return "\n".join(ln[indent:] for ln in body)
+
+
+def _options(block: str) -> dict[str, str]:
+    return dict(re.findall(r"^:([\w-]+):\s*(.*)$", block, re.M))
+
+
+def _notebook_markdown(text: str, chapter_dir: Path) -> str:
+    """MyST directives that Jupyter cannot show, as plain Markdown: included code, figures."""
+
+    def include(m: re.Match) -> str:
+        options = _options(m["options"])
+        source = (chapter_dir / m["path"]).resolve()
+        code = (
+            _pyobject_source(source, options["pyobject"])
+            if "pyobject" in options
+            else source.read_text(encoding="utf-8").rstrip()
+        )
+        return f"```{options.get('language', '')}\n{code}\n```"
+
+    def figure(m: re.Match) -> str:
+        options = _options(m["options"])
+        image = (chapter_dir / m["path"]).resolve()
+        kind = {".svg": "svg+xml", ".png": "png", ".jpg": "jpeg"}[image.suffix.lower()]
+        data = base64.b64encode(image.read_bytes()).decode("ascii")
+        alt = options.get("alt", "").replace("[", "(").replace("]", ")")
+        caption = " ".join(m["caption"].split())
+        return f"![{alt}](data:image/{kind};base64,{data})\n\n*{caption}*"
+
+    return _FIGURE.sub(figure, _LITERALINCLUDE.sub(include, text))
+
+
+def chapter_notebook(chapter_id: str) -> str:
+    """``book/<id>.md`` as the Jupyter notebook its launch links open (JSON text, no outputs).
+
+    jupytext turns the MyST notebook into cells; the install cell comes right after the title
+    cell; included code and figures become plain Markdown, since Colab and JupyterLab do not
+    run Sphinx. Outputs are not stored (as for every notebook in the repository): the reader
+    runs the cells. The result is deterministic, so an unchanged chapter gives the same bytes.
+    """
+    import jupytext
+
+    source = BOOK_DIR / f"{chapter_id}.md"
+    nb = jupytext.reads(source.read_text(encoding="utf-8"), fmt="md:myst")
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _notebook_markdown(cell.source, source.parent)
+    first_markdown = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
+    nb.cells.insert(first_markdown + 1, nbformat.v4.new_code_cell(install_cell_source()))
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{chapter_id}-{i:03d}"
+        cell.metadata.pop("jupytext", None)
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    return nbformat.writes(nb) + "\n"
+
+
+def write_chapter_notebooks(chapters: Sequence[str] | None = None) -> list[Path]:
+    """Write ``notebooks/<id>.ipynb`` for each chapter whose notebook is out of date."""
+    written = []
+    CHAPTER_NOTEBOOKS_DIR.mkdir(exist_ok=True)
+    for cid in chapters or list(CHAPTERS):
+        target = CHAPTER_NOTEBOOKS_DIR / f"{cid}.ipynb"
+        text = chapter_notebook(cid)
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+            written.append(target)
     return written
 
 
@@ -371,18 +537,25 @@ def _tail(text: str, lines: int) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _fix_exercise_launch_links(app, pagename: str, templatename, context: dict, doctree) -> None:
-    """Point Binder/Colab of an exercise page at the committed ``exercises/<id>/<id>.ipynb``.
+def _fix_launch_links(app, pagename: str, templatename, context: dict, doctree) -> None:
+    """Point the Binder and Colab links of a page at a notebook that the repository holds.
 
-    The page is built from the generated, uncommitted ``book/exercises/<id>.ipynb``, so the
-    theme's launch links would name a file that the repository does not have.
+    The theme would name the page's source: ``book/<id>.md`` for a chapter, which Colab cannot
+    open, or the generated, uncommitted ``book/exercises/<id>.ipynb`` for an exercise page.
+    Chapters open ``notebooks/<id>.ipynb`` and exercise pages ``exercises/<id>/<id>.ipynb``,
+    both committed and both starting with the cell that installs ``course_lib``.
     """
-    if not pagename.startswith("exercises/"):
-        return
-    cid = pagename.split("/", 1)[1]
     book_rel = app.config.html_theme_options.get("path_to_docs", "").strip("/")
-    generated = f"{book_rel}/{pagename}.ipynb" if book_rel else f"{pagename}.ipynb"
-    committed = f"exercises/{cid}/{cid}.ipynb"
+    prefix = f"{book_rel}/" if book_rel else ""
+    if pagename.startswith("exercises/"):
+        cid = pagename.split("/", 1)[1]
+        generated = f"{prefix}{pagename}.ipynb"
+        committed = f"exercises/{cid}/{cid}.ipynb"
+    elif pagename in CHAPTERS:
+        generated = f"{prefix}{pagename}.md"
+        committed = f"{CHAPTER_NOTEBOOKS_DIR.name}/{pagename}.ipynb"
+    else:
+        return
 
     def rewrite(buttons: list) -> None:
         for button in buttons:
@@ -412,7 +585,7 @@ def _drop_thebe_assets(app, pagename: str, templatename, context: dict, doctree)
 
 def setup(app) -> dict:
     # After sphinx-book-theme's own html-page-context handlers (priority 501).
-    app.connect("html-page-context", _fix_exercise_launch_links, priority=900)
+    app.connect("html-page-context", _fix_launch_links, priority=900)
     app.connect("html-page-context", _drop_thebe_assets, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
@@ -427,9 +600,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated chapter ids to build (default: all; env " + ONLY_ENV + ")",
     )
     parser.add_argument("--force", action="store_true", help="build even if up to date")
+    parser.add_argument(
+        "--notebooks", action="store_true", help="only write notebooks/<id>.ipynb, no build"
+    )
     args = parser.parse_args(argv)
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     try:
+        if args.notebooks:
+            for path in write_chapter_notebooks(selected_chapters(only or None)):
+                print(f"wrote {path.relative_to(REPO_ROOT)}")
+            return 0
         build(only or None, force=args.force)
     except BookBuildError as err:
         print(f"error: {err}", file=sys.stderr)

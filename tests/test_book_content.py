@@ -427,3 +427,30 @@ def _chapter_paths() -> list[Path]:
 def test_no_unknown_chapter_files():
     for path in _chapter_paths():
         assert path.stem in CHAPTERS, f"{path.name} is not a syllabus chapter id"
+
+
+# The end-of-chapter questions: "## Check your understanding" after the Pitfalls and before the
+# Key terms box, with 4-6 numbered questions, each followed by its answer in a collapsed dropdown.
+_QUESTIONS = re.compile(
+    r"^## Check your understanding\n(.*?)(?=^```\{admonition\} Key terms)", re.M | re.S
+)
+_QUESTION = re.compile(
+    r"^\*\*(?P<n>\d+)\.\*\* (?P<q>.+?)\n\n```\{dropdown\} Answer\n(?P<a>.+?)\n```$", re.M | re.S
+)
+
+
+@pytest.mark.parametrize("cid", CHAPTER_IDS)
+def test_end_of_chapter_questions(cid):
+    text = chapter_text(cid)
+    section = _QUESTIONS.search(text)
+    assert section, f"{cid}: no '## Check your understanding' section right before the Key terms"
+    pitfalls = re.search(r"^#+ .*Pitfall", text, re.M | re.I)
+    assert pitfalls and pitfalls.start() < section.start(), f"{cid}: questions come after Pitfalls"
+    questions = list(_QUESTION.finditer(section.group(1)))
+    assert 4 <= len(questions) <= 6, f"{cid}: {len(questions)} questions; the book wants 4-6"
+    assert [int(m["n"]) for m in questions] == list(range(1, len(questions) + 1))
+    for m in questions:
+        assert m["q"].rstrip().endswith("?"), f"{cid}: question {m['n']} must end with '?'"
+        assert len(m["a"].split()) >= 8, f"{cid}: the answer to question {m['n']} is too short"
+    # Every answer is inside a dropdown: no other fenced block or stray answer text.
+    assert section.group(1).count("```{dropdown}") == len(questions)
