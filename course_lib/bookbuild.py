@@ -74,6 +74,7 @@ CHAPTERS: dict[str, str] = {
     "10_pretraining": "Pretraining objectives and adaptation",
     "11_evaluation": "Benchmarks and evaluation metrics",
     "12_benchmarking": "Measuring performance",
+    "13_gpt": "A GPT from the course's parts: training, sampling and the KV cache",
 }
 APPENDIX_PAGES = ("setup", "notation", "glossary", "instructors", "references")
 

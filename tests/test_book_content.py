@@ -189,6 +189,75 @@ CONCEPTS: dict[str, list[tuple[str, list[str]]]] = {
         ("from scratch vs fused SDPA", [r"scaled_dot_product_attention", r"fused"]),
         ("GPU", [r"GPU", r"memory[- ]bound", r"FlashAttention", r"til(e|ing)"]),
     ],
+    "13_gpt": [
+        (
+            "decoder-only model from the course's parts",
+            [
+                r"decoder-only",
+                r"token_embedding",
+                r"position_embedding",
+                r"pre-LN",
+                r"causal multi-head\s+self-attention",
+                r"final LayerNorm",
+                r"LM head",
+                r"course_lib\.gpt",
+            ],
+        ),
+        (
+            "tied embeddings",
+            [r"weight tying", r"tie_weights", r"lm_head\.weight is model\.token_embedding"],
+        ),
+        (
+            "next-token training on the shipped corpus",
+            [
+                r"load_corpus\(\"en\"\)",
+                r"causal_lm_labels",
+                r"train_gpt",
+                r"held out|held-out",
+                r"plot_loss_curve",
+            ],
+        ),
+        ("AdamW, clipping, dropout", [r"AdamW", r"gradient clipping", r"dropout", r"eval\(\)"]),
+        (
+            "perplexity as exp of the mean cross-entropy",
+            [r"perplexity", r"exp\(F\.cross_entropy", r"\\exp"],
+        ),
+        ("the last position predicts the next token", [r"last position", r"logits\[:, -1\]"]),
+        (
+            "decoding",
+            [
+                r"greedy",
+                r"temperature",
+                r"top-k",
+                r"top-p",
+                r"nucleus",
+                r"repeat|repetition",
+                r"manual_seed",
+            ],
+        ),
+        (
+            "the KV cache",
+            [
+                r"KV cache",
+                r"quadratic",
+                r"use_cache=False",
+                r"assert torch\.equal\(with_cache, without\)",
+                r"tokens per second|tokens/s",
+                r"kv_cache_bytes",
+                r"per token",
+            ],
+        ),
+        (
+            "GQA and MQA as a smaller cache",
+            [
+                r"grouped-query attention",
+                r"multi-query attention",
+                r"enable_gqa=True",
+                r"F\.scaled_dot_product_attention",
+            ],
+        ),
+        ("next to GPT-2", [r"GPT-2", r"124,439,808|124_439_808", r"more of everything"]),
+    ],
 }
 
 # The functions each chapter's graded notebook asks for (SYLLABUS.md "Exercise:" lists).
@@ -250,6 +319,14 @@ EXERCISE_FUNCTIONS: dict[str, list[str]] = {
         "squad_f1",
     ],
     "12_benchmarking": ["benchmark", "fit_power_law", "attention_flops", "attention_memory_bytes"],
+    "13_gpt": [
+        "perplexity",
+        "top_k_filter",
+        "top_p_filter",
+        "sample_next_token",
+        "cached_attention",
+        "generate",
+    ],
 }
 
 FRONT_MATTER = """---
