@@ -88,6 +88,12 @@ def test_rows_for_the_roster_with_autograded_points_and_late_penalty(graded: dic
     assert first["s02"]["late_by"] == "1d 00:00:01" and first["s02"]["penalty"] == "2"
     assert first["s02"]["score"] == "8"
     assert first["s03"]["status"].startswith("missing") and first["s03"]["score"] == "0"
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{graded['out'] / 'gradebook.db'}") as gb:
+        s01 = gb.find_submission(A, "s01")
+        # No marks yet: nbgrader counts the written cells as waiting for a person.
+        assert s01.needs_manual_grade and (s01.score, s01.max_score) == (10, 13)
 
 
 def test_the_manual_sheet_carries_answers_and_rubric(graded: dict) -> None:
@@ -140,3 +146,44 @@ def test_marks_merge_and_an_override_survives_the_regrade(graded: dict) -> None:
     report = (out / "report.html").read_text()
     assert "Overridden (1)" in report and "appeal upheld" in report
     assert f"similarity/{A}.html" in report and f"manual/{A}.html" in report
+
+
+def test_nbgrader_export_and_formgrader_accept_the_gradebook(graded: dict) -> None:
+    """After the marks are merged (the test above), nbgrader's own tools read our gradebook:
+    the written cells are manually graded cells with the merged marks."""
+    from nbgrader.api import Gradebook
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    tmp = graded["tmp"]
+    db = f"sqlite:///{graded['out'] / 'gradebook.db'}"
+    with Gradebook(db) as gb:
+        s01, s02 = gb.find_submission(A, "s01"), gb.find_submission(A, "s02")
+        assert (s01.score, s01.max_score, s01.written_score) == (13, 13, 3)
+        assert (s02.score, s02.written_score, s02.needs_manual_grade) == (10, 0, False)
+        cell = gb.find_grade_cell("written_scale", A, A)
+        assert (cell.cell_type, cell.max_score) == ("markdown", 2)
+    nbg = tmp / "nbgrader"
+    nbg.mkdir()
+    (nbg / "nbgrader_config.py").write_text(
+        f"c = get_config()\nc.CourseDirectory.db_url = {db!r}\nc.CourseDirectory.root = {str(nbg)!r}\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "export", "--to", "export.csv"],
+        cwd=nbg,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    with open(nbg / "export.csv", newline="") as f:
+        exported = {r["student_id"]: r for r in csv.DictReader(f)}
+    assert float(exported["s01"]["score"]) == 13 and float(exported["s01"]["max_score"]) == 13
+    assert float(exported["s02"]["score"]) == 10
+    config = Config()
+    config.CourseDirectory.root = str(nbg)
+    config.CourseDirectory.db_url = db
+    api = NbGraderAPI(CourseDirectory(config=config), config=config)
+    subs = {s["student"]: s for s in api.get_submissions(A)}
+    assert subs["s01"]["score"] == 13 and subs["s01"]["needs_manual_grade"] is False
+    assert subs["s01"]["max_score"] == 13

@@ -29,6 +29,7 @@ def _class_inputs(args: argparse.Namespace):
         overrides_path=default(args.overrides, "overrides.csv"),
         manual_paths=[Path(p) for p in args.manual or []],
         similarity_threshold=args.similarity_threshold,
+        db_url=args.db,
     )
 
 

@@ -300,6 +300,7 @@ class ClassInputs:
     overrides_path: Path | None = None
     manual_paths: list[Path] = field(default_factory=list)
     similarity_threshold: float = 0.8
+    db_url: str | None = None  # the gradebook course grade wrote (default OUT/gradebook.db)
 
 
 def known_assignments(source_dir: Path) -> set[str]:
@@ -343,7 +344,7 @@ def finish(
     inputs: ClassInputs,
 ) -> list[dict]:
     """Apply the class layer to a finished ``course grade`` run and write its outputs."""
-    from course_lib.instructor import manual, similarity
+    from course_lib.instructor import formgrade, manual, similarity
     from course_lib.instructor import notebooks as nbk
 
     aids = sorted({r["assignment_id"] for r in results})
@@ -351,10 +352,12 @@ def finish(
     sim_flags, links = similarity.run(results, sources, out, inputs.similarity_threshold)
     options.similarity = sim_flags
     rows = class_rows(results, options, late_mod.submission_times(submissions))
+    written: dict[str, list] = {}
     for aid in aids:
         cells = manual.written_cells(source_dir / aid / f"{aid}.ipynb")
         if not cells:
             continue
+        written[aid] = cells
         by_student = {}
         for r in results:
             if r["assignment_id"] != aid:
@@ -367,6 +370,8 @@ def finish(
             by_student[r["student_id"]] = manual.answers(nb, cells)
         manual.write_sheet(out, aid, cells, by_student, options.manual)
         links[f"written answers {aid} (sheet)"] = f"manual/{aid}.html"
+    db_url = inputs.db_url or f"sqlite:///{(out / 'gradebook.db').resolve()}"
+    formgrade.record_written(db_url, results, written, options.manual)
     report_path = out / "report.html"
     engine_report = report_path.read_text(encoding="utf-8") if report_path.exists() else ""
     write_class_outputs(out, rows, engine_report, links)
