@@ -490,3 +490,53 @@ def test_grades_csv_and_report_list_missing_late_flagged_and_overridden(
     assert f"<a href='feedback/s01/{A1}.html'>feedback</a>" in page
     assert "addEventListener('click'" in page and "src=" not in page.split("<script>")[1]
     assert page.count("<tr>") == 1 + len(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Written questions in the notebook sources.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_written_cell_kind_builds_nbgraders_manually_graded_answer_cell(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tools"))
+    import build_solutions
+
+    src = tmp_path / "x.py"
+    src.write_text(
+        "# %% written written_scale points=2\n# Why the scale?\n# RUBRIC:\n# - 1 point: variance\n"
+    )
+    question, answer = build_solutions.parse(src)
+    assert question["cell_type"] == answer["cell_type"] == "markdown"
+    assert question["metadata"]["nbgrader"] == {
+        "grade": False, "grade_id": "written_scale-question", "locked": True,
+        "schema_version": 3, "solution": False, "task": False,
+    }  # fmt: skip
+    assert answer["metadata"]["nbgrader"] == {
+        "grade": True, "grade_id": "written_scale", "locked": False, "points": 2,
+        "schema_version": 3, "solution": True, "task": False,
+    }  # fmt: skip
+    assert "".join(question["source"]) == "Why the scale?"
+    assert "".join(answer["source"]) == "- 1 point: variance"
+    src.write_text("# %% written written_scale points=2\n# Why the scale?\n")
+    with pytest.raises(build_solutions.SourceError, match="RUBRIC"):
+        build_solutions.parse(src)
+    src.write_text("# %% written scale points=2\n# Q\n# RUBRIC:\n# R\n")
+    with pytest.raises(build_solutions.SourceError, match="starts with written_"):
+        build_solutions.parse(src)
+
+
+def test_every_notebook_has_one_or_two_written_questions() -> None:
+    from course_lib.instructor import manual
+
+    for chapter in sorted(p.parent.name for p in (ROOT / "solutions").glob("*/*.ipynb")):
+        if not (ROOT / "tools" / "notebooks" / f"{chapter}.py").exists():
+            continue
+        cells = manual.written_cells(ROOT / "solutions" / chapter / f"{chapter}.ipynb")
+        assert 1 <= len(cells) <= 2, chapter
+        for c in cells:
+            assert c.question.startswith("**Question") and "1 point" in c.rubric, (chapter, c)
+        released = json.loads((ROOT / "exercises" / chapter / f"{chapter}.ipynb").read_text())
+        text = json.dumps(released)
+        assert all(c.rubric.splitlines()[0] not in text for c in cells), chapter
+        answers = [c for c in released["cells"] if manual.is_written(c)]
+        assert ["".join(c["source"]) for c in answers] == ["YOUR ANSWER HERE"] * len(cells)

@@ -187,3 +187,19 @@ def test_nbgrader_export_and_formgrader_accept_the_gradebook(graded: dict) -> No
     subs = {s["student"]: s for s in api.get_submissions(A)}
     assert subs["s01"]["score"] == 13 and subs["s01"]["needs_manual_grade"] is False
     assert subs["s01"]["max_score"] == 13
+
+
+def test_lms_export_commands_read_the_class_results(graded: dict) -> None:
+    tmp = graded["tmp"]
+    args = ["--results", "out", "--roster", "roster.csv", "--course", "course.toml"]
+    args += ["--source", str(ROOT / "solutions")]
+    done = course(tmp, "lms", "export", "canvas", *args, "--out", "canvas.csv")
+    assert done.returncode == 0, done.stderr
+    with open(tmp / "canvas.csv", newline="") as f:
+        table = {r["SIS User ID"]: r for r in csv.DictReader(f)}
+    now = rows(graded["out"])
+    assert {sid: table[sid][A] for sid in now} == {sid: r["score"] for sid, r in now.items()}
+    assert table[""]["Student"] == "Points Possible" and table[""][A] == "13"
+    refused = course(tmp, "lms", "export", "moodle", *args, "--assignment", A, "--out", "m.csv")
+    assert refused.returncode == 2 and "without lms_id: s01, s02, s03" in refused.stderr
+    assert not (tmp / "m.csv").exists()
