@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import os
 import platform
 import random
 import statistics
@@ -106,7 +107,6 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
 def grade_class(tmp: Path, n: int, jobs: int) -> list[tuple[str, str, list[float]]]:
     """``course grade`` end to end on ``n`` real notebooks; one run each (it takes minutes)."""
     import json
-    import os
     import subprocess
 
     ids = [f"s{i:03d}" for i in range(n)]
@@ -143,7 +143,8 @@ def grade_class(tmp: Path, n: int, jobs: int) -> list[tuple[str, str, list[float
     steps = []
     start = time.perf_counter()
     subprocess.run(cmd, cwd=base, env=env, check=True, capture_output=True)
-    steps.append((f"grade {n} students, first run (--jobs {jobs})", " ".join(cmd[3:]),
+    shown = "course " + " ".join(cmd[3:-1]) + " solutions"
+    steps.append((f"grade {n} students, first run (--jobs {jobs})", shown,
                   [time.perf_counter() - start]))  # fmt: skip
     sheet = base / "out" / "manual" / f"{A1}.csv"
     with open(sheet, newline="") as f:
@@ -155,7 +156,7 @@ def grade_class(tmp: Path, n: int, jobs: int) -> list[tuple[str, str, list[float
     start = time.perf_counter()
     subprocess.run([*cmd, "--manual", "marks.csv"], cwd=base, env=env, check=True,
                    capture_output=True)  # fmt: skip
-    steps.append(("re-run with the written marks merged", " ".join(cmd[3:]) + " --manual marks.csv",
+    steps.append(("re-run with the written marks merged", shown + " --manual marks.csv",
                   [time.perf_counter() - start]))  # fmt: skip
     return steps
 
@@ -274,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{min(samples):.3f}–{max(samples):.3f} |"
         )
     total = sum(statistics.median(s) for _, _, s in steps)
-    lines += ["", f"Sum of the medians: {total:.2f} s."]
+    load = os.getloadavg()[0]
+    lines += ["", f"Sum of the medians: {total:.2f} s. Load average (1 min) at the end: "
+              f"{load:.1f} on {os.cpu_count()} CPUs."]  # fmt: skip
     if not args.grade:
         lines.append("Grading itself: `make bench` (grading piece) or this script with `--grade`.")
     args.out.write_text("\n".join(lines) + "\n")
