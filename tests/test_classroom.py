@@ -122,6 +122,10 @@ def test_a_roster_with_a_duplicate_id_is_refused_with_both_lines(tmp_path: Path)
     path = write_roster(tmp_path / "roster.csv", [*STUDENTS, "s04"])
     with pytest.raises(ClassSetupError, match=r"'s04' appears on lines 5 and 16"):
         load_roster(path)
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text("student_id\ns01\nJane Doe\n")
+    with pytest.raises(ClassSetupError, match="line 3: student_id 'Jane Doe' cannot name"):
+        load_roster(spaced)
     bad = tmp_path / "nocol.csv"
     bad.write_text("id,name\ns01,A\n")
     with pytest.raises(ClassSetupError, match="no student_id column"):

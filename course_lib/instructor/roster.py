@@ -10,10 +10,13 @@ Every roster student gets a row per graded assignment; a student with no submiss
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 ROSTER_COLUMNS = ("student_id", "name", "email", "lms_id")
+# What a submission folder may be called (course grade skips other names).
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
 
 
 class ClassSetupError(Exception):
@@ -63,6 +66,11 @@ def load_roster(path: Path) -> Roster:
             sid = row.get("student_id", "")
             if not sid:
                 raise ClassSetupError(f"roster {path} line {line}: empty student_id")
+            if not STUDENT_ID.match(sid):
+                raise ClassSetupError(
+                    f"roster {path} line {line}: student_id {sid!r} cannot name a submission "
+                    "folder; use letters, digits and _ . @ + - (no spaces)"
+                )
             if sid in students:
                 raise ClassSetupError(
                     f"roster {path}: student_id {sid!r} appears on lines {first_line[sid]} and "
