@@ -115,7 +115,8 @@ def _download_cell(chapter_id: str) -> nbformat.NotebookNode:
         f"This page shows the notebook as it is handed out; it is not run here. "
         f"{{download}}`Download {chapter_id}.ipynb <{chapter_id}.ipynb>`, open it in "
         "Jupyter with the course package installed (see {doc}`../appendix/setup`), fill in "
-        "every `YOUR CODE HERE` and run the test cells below each function. "
+        "every `YOUR CODE HERE`, run the test cells below each function, and answer the "
+        "written questions at the end (`YOUR ANSWER HERE`; a person grades them). "
         f"The chapter that teaches it: {{doc}}`../{chapter_id}`.\n"
         "```"
     )

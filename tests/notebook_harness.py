@@ -80,11 +80,12 @@ def grade_id(cell: dict) -> str | None:
 
 
 def solution_cells(nb: nbformat.NotebookNode) -> dict[str, dict]:
-    """grade_id -> cell, for the solution cells (one per graded function or class)."""
+    """grade_id -> cell, for the solution cells (one per graded function or class); written
+    answers (markdown solution cells) are not among them."""
     return {
         grade_id(c): c
         for c in nb.cells
-        if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+        if c.get("metadata", {}).get("nbgrader", {}).get("solution") and c.cell_type == "code"
     }
 
 

@@ -11,6 +11,13 @@ header                             cell
 ``# %% tests <grade_id> points=N`` locked autograder test cell worth N points;
                                    grade_id ``test_<name>`` or ``test_<name>-<part>``
 ``# %% demo``                      plain code cell: plot or widget, never graded
+``# %% written <grade_id> points=N`` a written question graded by a person: a read-only
+                                   markdown question cell (grade_id ``<grade_id>-question``,
+                                   the lines before ``# RUBRIC:``) and nbgrader's manually
+                                   graded answer cell (markdown, ``grade`` and ``solution``
+                                   true, ``task`` false, N points) holding the rubric (the
+                                   lines after ``# RUBRIC:``), which the release replaces with
+                                   ``YOUR ANSWER HERE``; grade_id ``written_<topic>``
 =================================  ==========================================================
 
 The first code cell of every source is a ``demo`` cell that installs ``course_lib`` when it is
@@ -44,7 +51,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ROOT / "tools" / "notebooks"
 SOLUTIONS = ROOT / "solutions"
 
-_HEADER = re.compile(r"^# %%(?: (?P<kind>\[markdown\]|setup|solution|tests|demo)(?P<rest>.*))?$")
+_HEADER = re.compile(
+    r"^# %%(?: (?P<kind>\[markdown\]|setup|solution|tests|demo|written)(?P<rest>.*))?$"
+)
 _GRADE_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
@@ -74,6 +83,39 @@ def _strip_blank(lines: list[str]) -> list[str]:
     return lines
 
 
+def _markdown(lines: list[str]) -> list[str]:
+    return [re.sub(r"^# ?", "", ln) if ln.startswith("#") else ln for ln in lines]
+
+
+def _written(rest: str, lines: list[str], where: str, seen: set[str]) -> list[dict]:
+    """The question cell and the manually graded answer cell (with the rubric) of a written
+    question."""
+    match = re.fullmatch(r"(\S+) points=(\d+)", rest.strip())
+    if not match:
+        raise SourceError(f"{where}: write `# %% written written_<topic> points=<int>`")
+    grade_id, points = match.group(1), int(match.group(2))
+    if not grade_id.startswith("written_") or not _GRADE_ID.match(grade_id) or points < 1:
+        raise SourceError(f"{where}: a written cell's grade_id starts with written_; points ≥ 1")
+    marker = [i for i, ln in enumerate(lines) if ln.strip() == "# RUBRIC:"]
+    if len(marker) != 1:
+        raise SourceError(f"{where}: a written cell needs one `# RUBRIC:` line after the question")
+    question = _strip_blank(_markdown(lines[: marker[0]]))
+    rubric = _strip_blank(_markdown(lines[marker[0] + 1 :]))
+    if not question or not rubric:
+        raise SourceError(f"{where}: a written cell needs a question and a rubric")
+    question_id = f"{grade_id}-question"
+    for gid in (question_id, grade_id):
+        if gid in seen:
+            raise SourceError(f"{where}: grade_id {gid!r} is repeated")
+        seen.add(gid)
+    question_meta = _nbgrader(question_id, grade=False, solution=False, locked=True)
+    answer_meta = _nbgrader(grade_id, grade=True, solution=True, locked=False, points=points)
+    return [
+        {"cell_type": "markdown", "metadata": {"nbgrader": question_meta}, "source": question},
+        {"cell_type": "markdown", "metadata": {"nbgrader": answer_meta}, "source": rubric},
+    ]
+
+
 def parse(path: Path) -> list[dict]:
     """The cells of one source, as nbformat v4 dicts."""
     cells: list[dict] = []
@@ -88,11 +130,13 @@ def parse(path: Path) -> list[dict]:
         lines = _strip_blank(body)
         where = f"{path.name}:{line_no}"
         if kind == "[markdown]":
-            text = [re.sub(r"^# ?", "", ln) if ln.startswith("#") else ln for ln in lines]
-            cells.append({"cell_type": "markdown", "metadata": {}, "source": text})
+            cells.append({"cell_type": "markdown", "metadata": {}, "source": _markdown(lines)})
             return
         if not lines:
             raise SourceError(f"{where}: the {kind} cell is empty")
+        if kind == "written":
+            cells.extend(_written(rest, lines, where, seen))
+            return
         meta: dict = {}
         args = rest.split()
         if kind == "setup":

@@ -15,14 +15,45 @@ import sys
 from pathlib import Path
 
 
+def _class_inputs(args: argparse.Namespace):
+    from course_lib.instructor.classroom import ClassInputs
+
+    def default(value: str | None, name: str) -> Path | None:
+        if value:
+            return Path(value)
+        return Path(name) if Path(name).exists() else None
+
+    return ClassInputs(
+        roster_path=Path(args.roster) if args.roster else None,
+        course_path=default(args.course, "course.toml"),
+        overrides_path=default(args.overrides, "overrides.csv"),
+        manual_paths=[Path(p) for p in args.manual or []],
+        similarity_threshold=args.similarity_threshold,
+        db_url=args.db,
+    )
+
+
 def _grade_cmd(args: argparse.Namespace) -> int:
-    from course_lib.instructor.pipeline import GradingSetupError, grade
+    import shutil
+    import tempfile
+    import zipfile
+
+    from course_lib.instructor import classroom
+    from course_lib.instructor.pipeline import GradingSetupError, _unzip, grade
+    from course_lib.instructor.roster import ClassSetupError
     from course_lib.instructor.sandbox import Limits
 
     limits = Limits(timeout=args.timeout, memory_mb=args.memory_mb)
+    submissions = Path(args.submissions)
+    tmp = None
     try:
+        inputs = _class_inputs(args)
+        options = classroom.prepare(inputs, Path(args.source))
+        if submissions.is_file() and zipfile.is_zipfile(submissions):
+            tmp = Path(tempfile.mkdtemp(prefix="course-class-"))
+            submissions = _unzip(submissions, tmp)
         results = grade(
-            Path(args.submissions),
+            submissions,
             Path(args.out),
             jobs=args.jobs,
             limits=limits,
@@ -30,16 +61,101 @@ def _grade_cmd(args: argparse.Namespace) -> int:
             assignments=args.assignment or None,
             db_url=args.db,
         )
-    except (GradingSetupError, RuntimeError) as exc:
+        rows = classroom.finish(
+            Path(args.out), results, submissions, Path(args.source), options, inputs
+        )
+    except (GradingSetupError, ClassSetupError, RuntimeError) as exc:
         print(f"course grade: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     graded = sum(1 for r in results if r["status"] == "graded")
-    flagged = sum(1 for r in results if r["flags"])
+    flagged = sum(1 for r in rows if r["flags"])
+    missing = sum(1 for r in rows if r["status"] == "missing")
+    late = sum(1 for r in rows if r.get("late_seconds", 0) > 0)
     print(
-        f"graded {len(results)} submissions ({graded} cleanly, {flagged} flagged): "
+        f"graded {len(results)} submissions ({graded} cleanly); {len(rows)} class rows: "
+        f"{missing} missing, {late} late, {flagged} flagged: "
         f"{Path(args.out) / 'grades.csv'}, {Path(args.out) / 'report.html'}"
     )
     return 0
+
+
+def _override_cmd(args: argparse.Namespace) -> int:
+    from course_lib.instructor import overrides
+    from course_lib.instructor.roster import ClassSetupError
+
+    path = Path(args.file)
+    try:
+        if args.csv:
+            if args.student or args.assignment:
+                raise ClassSetupError("give either STUDENT ASSIGNMENT or --csv, not both")
+            done = overrides.record_csv(path, Path(args.csv))
+            print(f"recorded {len(done)} overrides in {path}")
+            return 0
+        if not (args.student and args.assignment):
+            raise ClassSetupError("give STUDENT ASSIGNMENT --points X --reason ... (or --csv)")
+        if (args.points is None) == (not args.clear):
+            raise ClassSetupError("give exactly one of --points X or --clear")
+        o = overrides.record(path, args.student, args.assignment, args.points, args.reason or "")
+    except (ClassSetupError, OSError) as exc:
+        print(f"course override: {exc}", file=sys.stderr)
+        return 2
+    what = "cleared" if o.points is None else f"set to {o.points:g}"
+    print(f"{o.student_id}/{o.assignment_id} {what} ({path}); re-run course grade to apply")
+    return 0
+
+
+def _lms_cmd(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from course_lib.instructor import late, lms
+    from course_lib.instructor.roster import ClassSetupError, load_roster
+
+    try:
+        roster = load_roster(Path(args.roster))
+        course_path = Path(args.course) if args.course else Path("course.toml")
+        course = None
+        if args.course or course_path.exists():
+            source = Path(args.source)
+            from course_lib.instructor.classroom import known_assignments
+
+            course = late.load_course(course_path, known_assignments(source))
+        if args.action == "import":
+            tz = course.timezone if course else dt.UTC
+            fn = lms.import_canvas if args.lms == "canvas" else lms.import_moodle
+            if not args.zip or not args.assignment or not args.into:
+                raise ClassSetupError("import needs ZIP, --assignment A and --into submitted/")
+            rep = fn(Path(args.zip), args.assignment, roster, Path(args.into), tz)
+            print(
+                f"imported {len(rep.imported)} submissions into {args.into}"
+                + (
+                    f"; LMS accounts not on the roster, imported as lms_<id>: "
+                    f"{', '.join(rep.unknown_accounts)}"
+                    if rep.unknown_accounts
+                    else ""
+                )
+                + (f"; skipped {len(rep.skipped)} non-notebook files" if rep.skipped else "")
+            )
+            return 0
+        if not args.results or not args.out:
+            raise ClassSetupError(
+                "export needs --results OUT (a course grade folder) and --out FILE"
+            )
+        rows = lms.load_class_rows(Path(args.results))
+        if args.lms == "canvas":
+            ids = {a: p.canvas_id for a, p in course.assignments.items()} if course else {}
+            n = lms.export_canvas(rows, roster, Path(args.out), ids)
+        else:
+            if not args.assignment:
+                raise ClassSetupError("Moodle's worksheet is per assignment: pass --assignment")
+            n = lms.export_moodle(rows, roster, args.assignment, Path(args.out))
+        print(f"wrote {n} students to {args.out} ({args.lms})")
+        return 0
+    except (ClassSetupError, OSError) as exc:
+        print(f"course lms: {exc}", file=sys.stderr)
+        return 2
 
 
 def _export_cmd(args: argparse.Namespace) -> int:
@@ -70,7 +186,7 @@ def _positive(kind: type):
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``grade`` and ``export`` to the ``course`` command."""
+    """Add ``grade``, ``override``, ``lms`` and ``export`` to the ``course`` command."""
     p = subparsers.add_parser(
         "grade",
         help="autograde submissions in sandboxes, in parallel",
@@ -103,7 +219,66 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="gradebook URL (default sqlite:///OUT/gradebook.db; postgresql://... works)",
     )
+    p.add_argument("--roster", default=None, help="class list CSV: student_id[,name,email,lms_id]")
+    p.add_argument(
+        "--course",
+        default=None,
+        help="deadlines and late policy (default ./course.toml when it exists)",
+    )
+    p.add_argument(
+        "--overrides",
+        default=None,
+        help="overrides audit file (default ./overrides.csv when it exists)",
+    )
+    p.add_argument(
+        "--manual",
+        action="append",
+        help="filled-in written-answer sheet (OUT/manual/<assignment>.csv) to merge (repeatable)",
+    )
+    p.add_argument(
+        "--similarity-threshold",
+        type=float,
+        default=0.8,
+        help="share of a submission's code that flags a pair for review (default 0.8)",
+    )
     p.set_defaults(func=_grade_cmd)
+
+    o = subparsers.add_parser(
+        "override",
+        help="set a student's score by hand, with a reason (audit trail)",
+        description=(
+            "Append an override to the audit file (default overrides.csv). The newest line per "
+            "student and assignment wins; course grade applies it after late penalties."
+        ),
+    )
+    o.add_argument("student", nargs="?", help="student id")
+    o.add_argument("assignment", nargs="?", help="assignment id")
+    o.add_argument("--points", type=float, default=None, help="the score to give")
+    o.add_argument("--clear", action="store_true", help="remove the override (keeps the trail)")
+    o.add_argument("--reason", default="", help="why (required; kept in the audit trail)")
+    o.add_argument("--csv", default=None, help="student_id,assignment_id,points,reason rows")
+    o.add_argument("--file", default="overrides.csv", help="audit file (default overrides.csv)")
+    o.set_defaults(func=_override_cmd)
+
+    lms_p = subparsers.add_parser(
+        "lms",
+        help="import Canvas/Moodle submission zips; export their grade files",
+        description=(
+            "lms import canvas|moodle ZIP --assignment A --roster R --into submitted/ ; "
+            "lms export canvas|moodle --results OUT --roster R --out FILE.csv"
+        ),
+    )
+    lms_p.add_argument("action", choices=["import", "export"])
+    lms_p.add_argument("lms", choices=["canvas", "moodle"])
+    lms_p.add_argument("zip", nargs="?", help="the LMS's submissions zip (import)")
+    lms_p.add_argument("--roster", required=True, help="roster CSV with lms_id")
+    lms_p.add_argument("--assignment", default=None, help="assignment id")
+    lms_p.add_argument("--into", default=None, help="submitted/ folder to import into")
+    lms_p.add_argument("--results", default=None, help="a course grade output folder (export)")
+    lms_p.add_argument("--out", default=None, help="CSV to write (export)")
+    lms_p.add_argument("--course", default=None, help="course.toml (time zone, canvas_id)")
+    lms_p.add_argument("--source", default="solutions", help="instructor source notebooks folder")
+    lms_p.set_defaults(func=_lms_cmd)
 
     e = subparsers.add_parser(
         "export",

@@ -411,6 +411,24 @@ else:
     plt.show()
 
 # %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_step_sign points=2
+# **Question (2 points).** Your `sgd_step` subtracts `lr * grad`. Explain in two to four sentences why the step goes *against* the gradient, and what happens to the loss when the learning rate is far too large.
+# RUBRIC:
+# - 1 point: the gradient points in the direction in which the loss grows fastest, so a small step along −grad lowers the loss (first-order Taylor argument or the slope picture).
+# - 1 point: a learning rate far too large overshoots the minimum: the loss oscillates or grows (diverges) instead of falling.
+# - No point for restating the update formula without a reason.
+
+# %% written written_numerical_check points=1
+# **Question (1 point).** Why does `numerical_gradient` use the central difference `(f(x+eps) − f(x−eps)) / 2eps` rather than `(f(x+eps) − f(x)) / eps`, and why can `eps` not be made arbitrarily small in floating point?
+# RUBRIC:
+# - 1 point for both: the central difference's error is O(eps²) instead of O(eps); with a tiny eps the difference f(x+eps) − f(x−eps) is lost to rounding (cancellation), which is why the function works in float64 with a moderate eps.
+
+# %% [markdown]
 # ## Recap
 #
 # - `linear` multiplies by `Wᵀ` because PyTorch stores one row per output feature.

@@ -628,6 +628,19 @@ else:
     plt.show()
 
 # %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_unk_vs_bpe points=2
+# **Question (2 points).** A word-level vocabulary maps every unseen word to `[UNK]`; byte-pair encoding does not. Explain why, and name one cost BPE pays for this.
+# RUBRIC:
+# - 1 point: BPE starts from characters (or bytes) and only merges frequent pairs, so any word can be written as a sequence of known pieces; nothing falls out of the vocabulary (given its base alphabet).
+# - 1 point: a cost, e.g. rare words become several tokens (longer sequences, more compute), or pieces carry less meaning than whole words, or the merges depend on the training corpus.
+# - No point for "BPE is better" without the mechanism.
+
+# %% [markdown]
 # ## Recap
 #
 # - Normalization and pre-tokenization decide what counts as "the same word".

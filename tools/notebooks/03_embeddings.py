@@ -363,6 +363,18 @@ else:
     display(widget_slider(draw, demo_words, label="word"))
 
 # %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_cosine points=2
+# **Question (2 points).** Why do we compare embeddings with cosine similarity rather than the plain dot product or the Euclidean distance? Give the property that matters and one case where the choice changes which word is "most similar".
+# RUBRIC:
+# - 1 point: cosine ignores vector length and compares only direction; frequent words tend to have longer vectors, which would dominate a dot product.
+# - 1 point: a concrete case: a long vector pointing somewhat the same way beats a short vector pointing exactly the same way under the dot product but not under cosine (or a similar worked example).
+
+# %% [markdown]
 # ## Recap
 #
 # - An embedding lookup is indexing rows, and equals one-hot × matrix.

@@ -319,6 +319,23 @@ else:
     display(widget_slider(draw, [0, 8, 16, 32, 48, 63], label="position"))
 
 # %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_why_positions points=2
+# **Question (2 points).** Without positional information, what does self-attention compute for the sentences "dog bites man" and "man bites dog"? Answer in terms of the outputs for each token.
+# RUBRIC:
+# - 1 point: attention is permutation-equivariant: each token's output is a weighted average that does not depend on the order of the other tokens.
+# - 1 point: so the word "dog" gets the same output vector in both sentences (the outputs are only permuted); the model cannot tell who bites whom.
+
+# %% written written_sinusoid_frequencies points=1
+# **Question (1 point).** The sinusoidal encoding uses many frequencies, from fast to very slow. Why is a single sine of one frequency not enough?
+# RUBRIC:
+# - 1 point: one frequency repeats (period 2π/ω), so far-apart positions would get the same code; mixing geometrically spaced frequencies gives every position up to a long length a distinct code while neighbouring positions stay similar.
+
+# %% [markdown]
 # ## Recap
 #
 # - Without positions, attention cannot tell "狗追猫" from "猫追狗".

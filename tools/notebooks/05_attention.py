@@ -417,6 +417,24 @@ else:
     display(widget_slider(draw, [0.1, 0.5, 1.0, 2.0, 4.0, 8.0], label="scale factor", initial=2))
 
 # %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_scale points=2
+# **Question (2 points).** Why does dividing the scores by √d_k keep the softmax out of saturation? Say what happens to the scores' spread as d_k grows and what saturation does to the gradients.
+# RUBRIC:
+# - 1 point: for queries and keys with independent unit-variance entries, a dot product of d_k terms has variance d_k, so the scores spread as √d_k; dividing by √d_k brings the variance back to 1.
+# - 1 point: with large scores the softmax is nearly one-hot (saturated); its gradient with respect to the scores is then close to zero, so learning stalls.
+# - No point for "to normalise" without the variance argument.
+
+# %% written written_empty_row points=1
+# **Question (1 point).** A query whose every key is masked out gets a row of zeros in this course, not NaN. Where would NaN come from if you used the textbook softmax formula?
+# RUBRIC:
+# - 1 point: every score is −inf, so the maximum is −inf and x − max is −inf − (−inf) = NaN (or exp gives 0/0); the guard replaces the maximum and the zero sum.
+
+# %% [markdown]
 # ## Recap
 #
 # - The weights are `softmax(Q Kᵀ / √d_k)` over the keys: one row per query, each summing to 1.

@@ -376,6 +376,18 @@ else:
     display(widget_slider(draw, [0.25, 1.0, 4.0, 16.0], label="sharpness", initial=1))
 
 # %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_cross_attention points=2
+# **Question (2 points).** In cross-attention, queries come from one sequence and keys and values from the other. Which sequence provides what in a translation model's decoder, and why can the two sequences have different lengths?
+# RUBRIC:
+# - 1 point: the queries come from the decoder (the target sentence so far); keys and values come from the encoder's output (the source sentence).
+# - 1 point: the weights have shape (T, S): T target positions by S source positions, and nothing requires T = S, because each query is compared with every key independently.
+
+# %% [markdown]
 # ## Recap
 #
 # - The projections are what attention learns: queries and keys decide where to look, values

@@ -332,6 +332,18 @@ else:
     display(widget_slider(draw, [1, 2, 3, 4, 5, 6], label="real tokens", initial=3))
 
 # %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_causal_training points=2
+# **Question (2 points).** Teacher forcing feeds the whole shifted target sentence to the decoder at once. Why is the causal mask then necessary, and what would a model trained without it do at generation time?
+# RUBRIC:
+# - 1 point: without the mask, position i could attend to position i+1, which holds the very token it must predict; training would learn to copy it (the loss would be low for the wrong reason).
+# - 1 point: at generation time the future tokens do not exist yet, so the model that relied on them fails (produces poor or garbage text).
+
+# %% [markdown]
 # ## Recap
 #
 # - Keep polarity: `True` (or 1) = may attend; `nn.MultiheadAttention` means the opposite.

@@ -424,6 +424,18 @@ else:
     display(widget_slider(draw, [1, 2, 4, 8], label="heads", initial=2))
 
 # %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_heads points=2
+# **Question (2 points).** Eight heads of width 64 cost about as much as one head of width 512. What do the eight heads give that the single wide head does not?
+# RUBRIC:
+# - 1 point: each head computes its own softmax over the keys, so different heads can attend to different positions at once (e.g. one follows syntax, another the previous token); one head has a single distribution per query.
+# - 1 point: the parameter count and the FLOPs of the projections are the same (D×D per projection); the split only changes how the attention weights are formed, then the output projection mixes the heads.
+
+# %% [markdown]
 # ## Recap
 #
 # - Split the feature axis into `(H, Dh)` and move the heads before time; merge is the inverse.

@@ -470,6 +470,18 @@ else:
     plt.show()
 
 # %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_residual points=2
+# **Question (2 points).** Why does every sub-layer of the block sit inside a residual connection `x + sublayer(x)`? Explain what it does for a deep stack, and where pre-LN puts the normalization.
+# RUBRIC:
+# - 1 point: the residual path lets the signal and the gradient pass through unchanged (the identity has derivative 1), so deep stacks train; each sub-layer only learns a correction.
+# - 1 point: pre-LN normalizes the input of each sub-layer, x + sublayer(LN(x)), leaving the residual stream itself un-normalized, which keeps gradients stable without warm-up tricks.
+
+# %% [markdown]
 # ## Recap
 #
 # - Layer norm: per token, over the last axis, biased variance, eps inside the square root.

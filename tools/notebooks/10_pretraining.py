@@ -420,6 +420,18 @@ else:
     display(widget_slider(draw, [0.15, 0.3, 0.5, 1.0], label="mlm_probability", initial=0))
 
 # %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_mlm_80_10_10 points=2
+# **Question (2 points).** BERT replaces a chosen token by `[MASK]` 80 % of the time, by a random token 10 % and leaves it unchanged 10 %. Why not always `[MASK]`?
+# RUBRIC:
+# - 1 point: `[MASK]` never appears when the model is fine-tuned or used, so always masking creates a mismatch between pretraining and use.
+# - 1 point: random and unchanged tokens force the model to keep a good representation of every input token, because it cannot tell which visible tokens are to be predicted.
+
+# %% [markdown]
 # ## Recap
 #
 # - Masked LM: 15 % selected, then 80 % `[MASK]`, 10 % random, 10 % unchanged; labels −100

@@ -610,6 +610,18 @@ else:
     display(widget_slider(draw, list(range(11)), label="rare mails found", initial=0))
 
 # %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_accuracy_paradox points=2
+# **Question (2 points).** A spam filter marks nothing as spam and reaches 98 % accuracy on a mailbox with 2 % spam. Explain why accuracy misleads here and which numbers you would report instead.
+# RUBRIC:
+# - 1 point: with a rare class, the majority-class prediction gets high accuracy while finding none of the positives.
+# - 1 point: report precision, recall and F1 for the rare class (or the confusion matrix); here recall is 0, so F1 is 0.
+
+# %% [markdown]
 # ## Recap
 #
 # - Rows of the confusion matrix are the truth; row-normalised, the diagonal is the recall;

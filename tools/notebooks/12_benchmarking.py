@@ -366,6 +366,23 @@ else:
     plt.show()
 
 # %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_warmup points=1
+# **Question (1 point).** Why does `benchmark` run warm-up calls before timing and report the median of several runs rather than a single run?
+# RUBRIC:
+# - 1 point: the first calls pay one-off costs (lazy initialisation, caches, memory allocation, JIT), and single timings are noisy (other processes, frequency scaling); the median of repeats is robust to outliers.
+
+# %% written written_quadratic points=2
+# **Question (2 points).** Your power-law fit gives the exponent of attention's time in T. Why is it close to 2 for long sequences, and why can it come out lower for short ones?
+# RUBRIC:
+# - 1 point: the score matrix has T × T entries, so both its FLOPs (∝ T² · d) and its memory grow quadratically in T.
+# - 1 point: for short sequences fixed overheads (kernel launches, Python, the linear projections ∝ T · d²) dominate, so the measured exponent is below 2.
+
+# %% [markdown]
 # ## Recap
 #
 # - Warm up, repeat, report the median, the IQR and the minimum; synchronise a GPU.

@@ -1,0 +1,378 @@
+"""The class layer on top of ``course grade``'s results: roster, written answers, late policy,
+overrides and copying, into one row per (student, assignment).
+
+The grading engine (:mod:`.pipeline`) computes what code earns; this module decides what a
+student gets. Order, per row: ``auto_score`` (the engine) + ``manual_score`` (written answers,
+merged from ``--manual``) = ``raw_score``; minus the late ``penalty`` = ``score``; an override,
+when there is one, replaces ``score``. Nothing here changes the engine's results on disk
+(``OUT/.state``), so a re-grade recomputes them and this layer is applied again.
+
+OUT gains ``grades.csv`` with :data:`CLASS_COLUMNS` (replacing the engine's), ``report.html``
+with the class section, ``similarity/`` and ``manual/`` per assignment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from course_lib.instructor import late as late_mod
+from course_lib.instructor import overrides as ov
+from course_lib.instructor.export import write_atomic, write_table
+from course_lib.instructor.roster import Roster, apply_roster
+
+CLASS_COLUMNS = [
+    "student_id",
+    "name",
+    "assignment_id",
+    "auto_score",
+    "manual_score",
+    "raw_score",
+    "late_by",
+    "penalty",
+    "override",
+    "score",
+    "max_score",
+    "status",
+    "flags",
+    "submitted_at",
+    "time_source",
+    "override_reason",
+    "feedback",
+]
+
+
+@dataclass
+class ClassOptions:
+    """What the instructor passed to ``course grade`` beyond the engine's options."""
+
+    roster: Roster | None = None
+    course: late_mod.CoursePolicy | None = None
+    overrides_path: Path | None = None
+    manual: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    written: dict[str, dict[str, float]] = field(default_factory=dict)  # aid -> grade_id -> pts
+    similarity: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # extra flags
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def class_rows(
+    results: list[dict],
+    options: ClassOptions,
+    times: dict[tuple[str, str], tuple[dt.datetime | None, str]] | None = None,
+) -> list[dict]:
+    """The engine's results with the class rules applied (pure: writes nothing)."""
+    rows = apply_roster(results, options.roster)
+    in_force = ov.current(ov.load(options.overrides_path))
+    times = times or {}
+    for r in rows:
+        key = (r["student_id"], r["assignment_id"])
+        aid = r["assignment_id"]
+        student = options.roster.students.get(r["student_id"]) if options.roster else None
+        r["name"] = student.name if student else ""
+        r["auto_score"] = float(r["score"])
+        r["auto_max"] = float(r["max_score"])
+        written = options.written.get(aid, {})
+        marks = options.manual.get(key, {})
+        r["manual_score"] = sum(marks.values())
+        r["manual_graded"] = bool(written) and set(written) <= set(marks)
+        r["max_score"] = r["auto_max"] + sum(written.values())
+        if written and r.get("status") != "missing" and not r["manual_graded"]:
+            r["flags"] = [*r["flags"], "written_ungraded"]
+        r["raw_score"] = r["auto_score"] + r["manual_score"]
+        when, source = times.get(key, (None, "none"))
+        late_mod.apply_late(r, options.course, when, source)
+        r["computed_score"] = max(0.0, r["raw_score"] - r["penalty"])
+        o = in_force.get(key)
+        r["override"] = o.points if o else None
+        r["override_reason"] = o.reason if o else ""
+        r["override_by"] = f"{o.recorded_by}, {o.recorded_at}" if o else ""
+        r["score"] = o.points if o else r["computed_score"]
+        extra = options.similarity.get(key, [])
+        r["flags"] = r["flags"] + [f for f in extra if f not in r["flags"]]
+        has_feedback = r.get("status") != "missing"
+        r["feedback"] = f"feedback/{r['student_id']}/{aid}.html" if has_feedback else ""
+    known = {(r["student_id"], r["assignment_id"]) for r in rows}
+    for key in in_force.keys() - known:
+        # An override for a row that does not exist is kept visible rather than dropped.
+        rows.append(_orphan_override(in_force[key]))
+    return rows
+
+
+def _orphan_override(o: ov.Override) -> dict:
+    return {
+        "student_id": o.student_id,
+        "assignment_id": o.assignment_id,
+        "name": "",
+        "auto_score": 0.0,
+        "manual_score": 0.0,
+        "raw_score": 0.0,
+        "late_by": "",
+        "penalty": 0.0,
+        "override": o.points,
+        "override_reason": o.reason,
+        "override_by": f"{o.recorded_by}, {o.recorded_at}",
+        "score": o.points,
+        "max_score": 0.0,
+        "status": "override_only",
+        "status_text": "override_only: no submission and not on the roster",
+        "flags": ["override_without_submission"],
+        "submitted_at": "",
+        "time_source": "",
+        "feedback": "",
+        "cells": [],
+    }
+
+
+def csv_row(r: dict) -> list[str]:
+    return [
+        r["student_id"],
+        r.get("name", ""),
+        r["assignment_id"],
+        _fmt(r["auto_score"]),
+        _fmt(r["manual_score"]) if r.get("manual_graded") or r["manual_score"] else "",
+        _fmt(r["raw_score"]),
+        r["late_by"],
+        _fmt(r["penalty"]),
+        "" if r["override"] is None else _fmt(r["override"]),
+        _fmt(r["score"]),
+        _fmt(r["max_score"]),
+        r.get("status_text") or r["status"],
+        ";".join(r["flags"]),
+        r.get("submitted_at", ""),
+        r.get("time_source", ""),
+        r.get("override_reason", ""),
+        r.get("feedback", ""),
+    ]
+
+
+def write_class_csv(path: Path, rows: list[dict]) -> None:
+    write_table(path, CLASS_COLUMNS, (csv_row(r) for r in rows))
+
+
+# ---------------------------------------------------------------------------------------------
+# The class section of report.html.
+# ---------------------------------------------------------------------------------------------
+
+_SORT_JS = """
+document.querySelectorAll('table.sortable th').forEach(function(th, col){
+  th.style.cursor='pointer';
+  th.addEventListener('click', function(){
+    var table=th.closest('table'), body=table.tBodies[0];
+    var rows=Array.prototype.slice.call(body.rows);
+    var asc=th.getAttribute('data-dir')!=='asc';
+    table.querySelectorAll('th').forEach(function(h){h.removeAttribute('data-dir');});
+    th.setAttribute('data-dir', asc?'asc':'desc');
+    rows.sort(function(a,b){
+      var x=a.cells[col].getAttribute('data-v')||a.cells[col].textContent;
+      var y=b.cells[col].getAttribute('data-v')||b.cells[col].textContent;
+      var nx=parseFloat(x), ny=parseFloat(y);
+      var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);
+      return asc?c:-c;
+    });
+    rows.forEach(function(r){body.appendChild(r);});
+  });
+});
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text))
+
+
+def _link(r: dict) -> str:
+    if not r.get("feedback"):
+        return ""
+    return f"<a href='{_e(r['feedback'])}'>feedback</a>"
+
+
+def class_section_html(rows: list[dict], extra_links: dict[str, str] | None = None) -> str:
+    """Per-student table (sortable in the browser, no server) and the lists of missing, late,
+    flagged and overridden rows."""
+    head = (
+        "<tr><th>student</th><th>name</th><th>assignment</th><th>raw</th><th>late by</th>"
+        "<th>penalty</th><th>override</th><th>score</th><th>max</th><th>status</th>"
+        "<th>flags</th><th>time (source)</th><th>feedback</th></tr>"
+    )
+    body = []
+    for r in rows:
+        body.append(
+            "<tr>"
+            f"<td>{_e(r['student_id'])}</td><td>{_e(r.get('name', ''))}</td>"
+            f"<td>{_e(r['assignment_id'])}</td><td>{_fmt(r['raw_score'])}</td>"
+            f"<td data-v='{r.get('late_seconds', 0):.0f}'>{_e(r['late_by'])}</td>"
+            f"<td>{_fmt(r['penalty'])}</td>"
+            f"<td>{'' if r['override'] is None else _fmt(r['override'])}</td>"
+            f"<td>{_fmt(r['score'])}</td><td>{_fmt(r['max_score'])}</td>"
+            f"<td>{_e(r['status'])}</td><td>{_e('; '.join(r['flags']))}</td>"
+            f"<td>{_e(r.get('submitted_at', ''))}"
+            f"{' (' + _e(r['time_source']) + ')' if r.get('time_source') else ''}</td>"
+            f"<td>{_link(r)}</td></tr>"
+        )
+
+    def listing(title: str, anchor: str, chosen: list[dict], detail: Callable[[dict], str]) -> str:
+        items = "".join(
+            f"<li>{_e(r['student_id'])} / {_e(r['assignment_id'])}: {detail(r)} {_link(r)}</li>"
+            for r in chosen
+        )
+        return f"<h3 id='{anchor}'>{_e(title)} ({len(chosen)})</h3>" + (
+            f"<ul>{items}</ul>" if items else "<p>none</p>"
+        )
+
+    missing = [r for r in rows if r["status"] == "missing"]
+    late_rows = [r for r in rows if r.get("late_seconds", 0) > 0]
+    flagged = [r for r in rows if r["flags"]]
+    overridden = [r for r in rows if r["override"] is not None]
+    links = "".join(
+        f"<li><a href='{_e(href)}'>{_e(text)}</a></li>"
+        for text, href in (extra_links or {}).items()
+    )
+    return (
+        "<h2>Class</h2>"
+        + (f"<ul>{links}</ul>" if links else "")
+        + "<p>Click a column heading to sort.</p>"
+        + "<table class='sortable' id='class-table'><thead>"
+        + head
+        + "</thead><tbody>"
+        + "".join(body)
+        + "</tbody></table>"
+        + listing("Missing", "missing", missing, lambda r: "no submission")
+        + listing(
+            "Late",
+            "late",
+            late_rows,
+            lambda r: (
+                f"late by {_e(r['late_by'])}, penalty {_fmt(r['penalty'])} "
+                f"({r['penalty_percent']:g} %), time from {_e(r['time_source'])}"
+            ),
+        )
+        + listing("Flagged", "flagged", flagged, lambda r: _e("; ".join(r["flags"])))
+        + listing(
+            "Overridden",
+            "overridden",
+            overridden,
+            lambda r: (
+                f"{_fmt(r['computed_score'] if 'computed_score' in r else 0)} → "
+                f"{_fmt(r['override'])}: {_e(r['override_reason'])} ({_e(r.get('override_by', ''))})"
+            ),
+        )
+        + f"<script>{_SORT_JS}</script>"
+    )
+
+
+def write_class_outputs(
+    out: Path,
+    rows: list[dict],
+    report_html: str,
+    extra_links: dict[str, str] | None = None,
+) -> None:
+    """grades.csv with the class columns, class.json (the rows, for LMS export) and report.html
+    with the class section inserted before the engine's sections."""
+    write_class_csv(out / "grades.csv", rows)
+    keep = [{k: v for k, v in r.items() if k not in ("cells", "student_code")} for r in rows]
+    write_atomic(out / "class.json", json.dumps(keep, indent=1, default=str))
+    section = class_section_html(rows, extra_links)
+    marker = "</h1>"
+    at = report_html.find(marker)
+    page = (
+        report_html[: at + len(marker)] + section + report_html[at + len(marker) :]
+        if at >= 0
+        else report_html.replace("</body>", section + "</body>")
+    )
+    write_atomic(out / "report.html", page)
+
+
+# ---------------------------------------------------------------------------------------------
+# ``course grade`` with the class options: check every input first, then grade, then apply.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClassInputs:
+    roster_path: Path | None = None
+    course_path: Path | None = None
+    overrides_path: Path | None = None
+    manual_paths: list[Path] = field(default_factory=list)
+    similarity_threshold: float = 0.8
+    db_url: str | None = None  # the gradebook course grade wrote (default OUT/gradebook.db)
+
+
+def known_assignments(source_dir: Path) -> set[str]:
+    return {p.parent.name for p in source_dir.glob("*/*.ipynb") if p.stem == p.parent.name}
+
+
+def prepare(inputs: ClassInputs, source_dir: Path) -> ClassOptions:
+    """Read and check every class file before any grading starts (bad input loses nothing)."""
+    from course_lib.instructor import manual
+    from course_lib.instructor.roster import load_roster
+
+    options = ClassOptions(overrides_path=inputs.overrides_path)
+    if inputs.roster_path is not None:
+        options.roster = load_roster(inputs.roster_path)
+    known = known_assignments(source_dir)
+    if inputs.course_path is not None:
+        options.course = late_mod.load_course(inputs.course_path, known)
+        if options.roster is not None:
+            for sid, aid in options.course.extensions:
+                if sid not in options.roster:
+                    raise late_mod.ClassSetupError(
+                        f"{inputs.course_path}: extension for {sid!r} ({aid}), who is not on the "
+                        f"roster {inputs.roster_path}"
+                    )
+    ov.load(inputs.overrides_path)  # a malformed file fails now, not after grading
+    written = {
+        aid: manual.written_cells(source_dir / aid / f"{aid}.ipynb") for aid in sorted(known)
+    }
+    written = {aid: cells for aid, cells in written.items() if cells}
+    options.written = {aid: {c.grade_id: c.points for c in cells} for aid, cells in written.items()}
+    options.manual = manual.load_marks(inputs.manual_paths, written)
+    return options
+
+
+def finish(
+    out: Path,
+    results: list[dict],
+    submissions: Path,
+    source_dir: Path,
+    options: ClassOptions,
+    inputs: ClassInputs,
+) -> list[dict]:
+    """Apply the class layer to a finished ``course grade`` run and write its outputs."""
+    from course_lib.instructor import formgrade, manual, similarity
+    from course_lib.instructor import notebooks as nbk
+
+    aids = sorted({r["assignment_id"] for r in results})
+    sources = {a: nbk.load_source(source_dir / a / f"{a}.ipynb", a) for a in aids}
+    sim_flags, links = similarity.run(results, sources, out, inputs.similarity_threshold)
+    options.similarity = sim_flags
+    rows = class_rows(results, options, late_mod.submission_times(submissions))
+    written: dict[str, list] = {}
+    for aid in aids:
+        cells = manual.written_cells(source_dir / aid / f"{aid}.ipynb")
+        if not cells:
+            continue
+        written[aid] = cells
+        by_student = {}
+        for r in results:
+            if r["assignment_id"] != aid:
+                continue
+            folder = submissions / r["student_id"] / aid
+            nb = folder / f"{aid}.ipynb"
+            if not nb.exists():
+                found = sorted(folder.glob("*.ipynb"))
+                nb = found[0] if len(found) == 1 else nb
+            by_student[r["student_id"]] = manual.answers(nb, cells)
+        manual.write_sheet(out, aid, cells, by_student, options.manual)
+        links[f"written answers {aid} (sheet)"] = f"manual/{aid}.html"
+    db_url = inputs.db_url or f"sqlite:///{(out / 'gradebook.db').resolve()}"
+    formgrade.record_written(db_url, results, written, options.manual)
+    report_path = out / "report.html"
+    engine_report = report_path.read_text(encoding="utf-8") if report_path.exists() else ""
+    write_class_outputs(out, rows, engine_report, links)
+    return rows
