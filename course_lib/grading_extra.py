@@ -2009,13 +2009,7 @@ def check_sample_next_token(
     expected = reference(logits.clone(), **kwargs, generator=torch.Generator().manual_seed(seed))
 
     def run() -> Any:
-        # the course's filters stand in for the student's, so a mistake in top_k_filter or
-        # top_p_filter costs points only in their own tests
-        with (
-            _labelled(label),
-            _swapped(student, "top_k_filter", _top_k),
-            _swapped(student, "top_p_filter", _top_p),
-        ):
+        with _labelled(label):
             return G.call(
                 _with_generator(student, seed),
                 logits.clone(),
@@ -2064,6 +2058,8 @@ def check_sample_next_token(
     B, V = logits.shape
     if hint is None and isinstance(got, Tensor) and got.dim() == 1 and got.numel() == V != B:
         hint = "argmax (or the draw) runs over the batch axis; the vocabulary is the last axis"
+    if hint is None and (top_k is not None or top_p is not None):
+        hint = "this test runs your top_k_filter / top_p_filter too: make their tests pass first"
     raise _fail(header, problem, hint)
 
 
@@ -2271,21 +2267,6 @@ def _generate_mistakes() -> list[tuple[str, dict]]:
     ]
 
 
-@contextlib.contextmanager
-def _swapped(fn: Callable, name: str, value: Any) -> Iterator[None]:
-    """Replace ``name`` in the notebook namespace of ``fn`` while active (if it is there)."""
-    namespace = getattr(_unwrap(fn), "__globals__", None)  # through @torch.no_grad()
-    if not isinstance(namespace, dict) or name not in namespace:
-        yield
-        return
-    saved = namespace[name]
-    namespace[name] = value
-    try:
-        yield
-    finally:
-        namespace[name] = saved
-
-
 def check_generate(
     student: Callable,
     reference: Callable,
@@ -2307,8 +2288,9 @@ def check_generate(
     """Run ``student(model, prompt, max_new_tokens, ...)`` on a :class:`TinyLM`, with and
     without the cache, and compare with the reference for a generator seeded alike.
 
-    The student's ``sample_next_token`` is replaced by a correct one during the call, so a
-    mistake there costs points only in its own tests. ``part="tokens"`` compares the tokens
+    The student's ``generate`` calls the student's ``sample_next_token`` (the instructor's
+    sandboxed grading cannot swap it for a correct one, so nothing does). ``part="tokens"``
+    compares the tokens
     (both values of ``use_cache``); ``part="cache"`` also checks how the model is called: with
     the cache, only the newest token after the first step; without it, ``past=None`` and the
     whole (cropped) sequence every step.
@@ -2333,10 +2315,8 @@ def check_generate(
         )
 
         def run(kwargs: dict = kwargs) -> Any:
-            # a correct sampler stands in for the student's, so a mistake in sample_next_token
-            # costs points only in its own tests
             model.calls.clear()
-            with _labelled(label), _swapped(student, "sample_next_token", _sample):
+            with _labelled(label):
                 return G.call(
                     _with_generator(student, seed),
                     model,
@@ -2380,6 +2360,12 @@ def check_generate(
                     for description, knobs in _generate_mistakes()
                 ]
                 hint = _explain(got, expected, wrong, {"rtol": 0, "atol": 0})
+            if hint is None:
+                hint = (
+                    "this test runs your sample_next_token too: make its tests pass first; then "
+                    "check that each step feeds the model what it needs and takes the last "
+                    "position's logits"
+                )
             raise _fail(header, problem, hint)
         if part == "cache":
             problem = _cache_use_problem(calls, prompt.size(1), max_new_tokens, max_len, use_cache)

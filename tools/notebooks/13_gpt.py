@@ -19,9 +19,8 @@
 #
 # Rules: the course's reference package is not allowed inside your functions, nor
 # `F.cross_entropy` / `F.nll_loss` in `perplexity`. Every random number comes from the
-# `generator` argument. A function may call the ones you wrote above it; each is graded on its
-# own (the tests of `sample_next_token` run it with correct filters, those of `generate` with a
-# correct sampler), so a mistake costs points only once.
+# `generator` argument. `sample_next_token` calls your two filters and `generate` calls your
+# `sample_next_token`, so their tests run those too: make the earlier tests pass first.
 
 # %% setup
 import math
