@@ -2290,10 +2290,9 @@ def check_generate(
 
     The student's ``generate`` calls the student's ``sample_next_token`` (the instructor's
     sandboxed grading cannot swap it for a correct one, so nothing does). ``part="tokens"``
-    compares the tokens
-    (both values of ``use_cache``); ``part="cache"`` also checks how the model is called: with
-    the cache, only the newest token after the first step; without it, ``past=None`` and the
-    whole (cropped) sequence every step.
+    compares the tokens (both values of ``use_cache``); ``part="cache"`` also checks how the
+    model is called: with the cache, only the newest token after the first step; without it,
+    ``past=None`` and the whole (cropped) sequence every step.
     """
     __tracebackhide__ = True
     if part not in ("tokens", "cache"):
