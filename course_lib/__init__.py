@@ -17,6 +17,7 @@ chapter                module
 10_pretraining         :mod:`course_lib.pretraining`
 11_evaluation          :mod:`course_lib.evaluation`
 12_benchmarking        :mod:`course_lib.benchmarking`
+13_gpt                 :mod:`course_lib.gpt`
 =====================  ==============================
 
 Plus :mod:`course_lib.viz` (figures), :mod:`course_lib.data` (small shipped data sets),
@@ -40,4 +41,5 @@ CHAPTER_MODULES: dict[str, str] = {
     "10_pretraining": "pretraining",
     "11_evaluation": "evaluation",
     "12_benchmarking": "benchmarking",
+    "13_gpt": "gpt",
 }
