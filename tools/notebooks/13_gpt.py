@@ -14,13 +14,27 @@
 # [chapter 13, *A GPT from the course's parts*](../../book/13_gpt.md) (published as
 # `13_gpt.html`) first.
 #
-# Six functions, 17 points. Run a solution cell, then the test cells below it; from a
+# Six functions, 17 points from the tests (plus 3 for two written questions that a person
+# grades). Run a solution cell, then the test cells below it; from a
 # terminal, `course check exercises/13_gpt/13_gpt.ipynb` runs the visible tests.
 #
 # Rules: the course's reference package is not allowed inside your functions, nor
 # `F.cross_entropy` / `F.nll_loss` in `perplexity`. Every random number comes from the
 # `generator` argument. `sample_next_token` calls your two filters and `generate` calls your
 # `sample_next_token`, so their tests run those too: make the earlier tests pass first.
+
+# %% demo
+# Colab and Binder start without the course package: install it from the course repository, at
+# the release that matches this notebook. Where `course_lib` is importable already (your own
+# machine, the grader), this cell does nothing.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("course_lib") is None:
+    package = "course_lib @ git+{{COURSE_REPOSITORY_URL}}@{{COURSE_RELEASE_TAG}}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", package], check=True)
+
 
 # %% setup
 import math
@@ -658,6 +672,24 @@ else:
             top_p=widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05),
         )
     )
+
+# %% [markdown]
+# ## Written questions
+#
+# Answer in the cell below each question, in your own words. A person grades these
+# against a rubric; `course check` does not.
+
+# %% written written_kv_cache points=2
+# **Question (2 points).** Generating N new tokens without a cache re-runs the whole prefix at every step. Why can the keys and values of earlier positions be kept, and how does the total attention work of generating N tokens grow with and without the cache?
+# RUBRIC:
+# - 1 point: attention is causal, so a position's key and value depend only on the tokens up to it; appending a token never changes them (and, with learned absolute positions, only while the context is not cropped).
+# - 1 point: without the cache step t re-computes all t positions, about N² token passes (and attention work growing like N³ over the run); with it each step processes one new token against t cached keys, about N²/2 attention scores in all and N token passes.
+# - No point for "the cache is faster" without the reason.
+
+# %% written written_temperature points=1
+# **Question (1 point).** Why does sampling at temperature 0.5 give more repetitive text than temperature 1.5, and why does top-p adapt the number of candidate tokens where top-k does not?
+# RUBRIC:
+# - 1 point (both parts needed): dividing logits by T < 1 widens the gaps, so the softmax concentrates on the likeliest tokens (T > 1 flattens it); top-p keeps as many tokens as it takes to reach mass p, so few when the model is sure and many when it is unsure, while top-k always keeps k.
 
 # %% [markdown]
 # ## Recap
