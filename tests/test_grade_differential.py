@@ -81,7 +81,8 @@ def grade_with_course(chapter: str) -> Run:
     start = time.perf_counter()
     proc = subprocess.run(
         [str(COURSE), "grade", str(base / "submitted"), "--out", str(base / "out")]
-        + ["--jobs", "2", "--source", str(H.SOLUTIONS)],
+        # a generous per-cell limit: CI runs other test groups on the same two cores
+        + ["--jobs", "2", "--timeout", "120", "--source", str(H.SOLUTIONS)],
         env=env,
         capture_output=True,
         text=True,

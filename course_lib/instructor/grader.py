@@ -70,6 +70,7 @@ class SubmissionResult:
     cells: list[CellResult] = field(default_factory=list)
     student_code: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    cell_errors: dict[str, str] = field(default_factory=dict)  # student cell -> its error
 
     @property
     def status_text(self) -> str:
@@ -254,6 +255,7 @@ def _run_tests(
                 for cid, err in loaded.errors.items():
                     if any(c["id"] == cid and c["kind"] == "student" for c in chunks):
                         problems.append(f"cell {cid} raised {err.split(':')[0]}")
+                        result.cell_errors[cid] = err
             restarts += 1
         if test.owner and test.owner not in ex.solutions:
             cells.append(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import inspect
 import itertools
 import os
@@ -367,7 +368,9 @@ current_forbidden: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
 )
 
 
-def _builtin_exception(name: str) -> type[Exception]:
+def _builtin_exception(name: str, mro: Any = ()) -> type[Exception]:
+    """A local exception class for the student's: the nearest allowed built-in of its MRO,
+    under the student's class name (so messages read "raised UnicodeDecodeError")."""
     import builtins
 
     allowed = {
@@ -388,9 +391,16 @@ def _builtin_exception(name: str) -> type[Exception]:
         "RecursionError",
         "UnboundLocalError",
     }
-    if name in allowed:
-        return getattr(builtins, name)
-    return RuntimeError
+    chain = [str(n) for n in (mro if isinstance(mro, list) else [])][:16]
+    base = next((getattr(builtins, n) for n in [name, *chain] if n in allowed), RuntimeError)
+    if name == base.__name__ or not name.isidentifier():
+        return base
+    return _named_exception(name, base)
+
+
+@functools.cache
+def _named_exception(name: str, base: type[Exception]) -> type[Exception]:
+    return type(name, (base,), {"__module__": "student"})
 
 
 TRUSTED_PREFIXES = ("torch.", "numpy.", "builtins.", "collections.")
@@ -534,7 +544,7 @@ class Session:
                 self.forbidden_events.append(msg)
                 return "raise", GradingError(msg)
             if op == "error":
-                cls = _builtin_exception(str(header.get("type", "")))
+                cls = _builtin_exception(str(header.get("type", ""))[:100], header.get("mro"))
                 msg = str(header.get("msg", ""))[:2000]
                 return "raise", cls(msg)
             raise wire.WireError(f"unexpected reply {op!r}")

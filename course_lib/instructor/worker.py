@@ -47,8 +47,8 @@ class _TrustedStub:
         return self._server.callback("cb_call", self._ref["id"], args=list(args), kwargs=kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
+        if name.startswith("_") and name not in ("_parameters", "_buffers", "_modules"):
+            raise AttributeError(name)  # the grader answers those three for modules only
         return self._server.callback("cb_getattr", self._ref["id"], name=name)
 
     def __repr__(self) -> str:
@@ -243,6 +243,7 @@ class Server:
         header = {
             "op": "error",
             "type": type(exc).__name__[:100],
+            "mro": [c.__name__[:100] for c in type(exc).__mro__][:16],
             "msg": _short(str(exc)),
             "tb": _short("".join(traceback.format_exception(exc)), 8000),
         }
@@ -347,6 +348,7 @@ class Server:
             header = {
                 "op": "error",
                 "type": type(error).__name__[:100],
+                "mro": [c.__name__[:100] for c in type(error).__mro__][:16],
                 "msg": _short(str(error)),
                 "tb": _short("".join(traceback.format_exception(error)), 8000),
             }
@@ -490,7 +492,12 @@ def _run_chunks(chunks: list[dict], ns: dict, ctl: socket.socket, wire: Any) -> 
             code = compile(chunk["source"], f"<cell {chunk['id']}>", "exec")
             exec(code, ns)  # noqa: S102 - this is the sandbox: running student code is its job
         except BaseException as exc:  # noqa: BLE001 - SystemExit and friends too
-            errors[chunk["id"]] = _short(f"{type(exc).__name__}: {exc}", 500)
+            name = f"<cell {chunk['id']}>"
+            lines = [
+                f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == name
+            ]
+            where = f" (line {lines[-1]})" if lines and not isinstance(exc, SyntaxError) else ""
+            errors[chunk["id"]] = _short(f"{type(exc).__name__}: {exc}{where}", 500)
         finally:
             sys.stdout, sys.stderr = saved
             sink.seek(0)
