@@ -6,7 +6,8 @@ and every mutant and correct alternative of ``tests/mutants/<id>.py`` packed int
 exactly as the nbgrader mutation suite packs them (:func:`notebook_harness.pack`). Then:
 solutions and alternatives get full marks, the blank gets 0, every mutant loses points on its
 own function's test cells with its expected diagnosis. ``tests/test_mutants.py`` asserts the same
-of ``nbgrader autograde``; together they prove the two graders agree on the whole corpus.
+of ``nbgrader autograde``, and the two runs share an xdist group (the chapter's) so that their
+scores are compared cell by cell for every submission.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def _variant_params(kind: str) -> list:
             chapter,
             v,
             id=f"{chapter}:{v.function}:{v.name}",
-            marks=[pytest.mark.slow, pytest.mark.xdist_group(f"diff-{chapter}")],
+            marks=[pytest.mark.slow, pytest.mark.xdist_group(chapter)],
         )
         for chapter in CHAPTERS
         for v in H.load_variants(chapter)
@@ -115,10 +116,7 @@ def _variant_params(kind: str) -> list:
 
 
 def _chapter_params() -> list:
-    return [
-        pytest.param(c, marks=[pytest.mark.slow, pytest.mark.xdist_group(f"diff-{c}")])
-        for c in CHAPTERS
-    ]
+    return [pytest.param(c, marks=[pytest.mark.slow, pytest.mark.xdist_group(c)]) for c in CHAPTERS]
 
 
 @pytest.mark.parametrize("chapter", _chapter_params())
@@ -131,6 +129,23 @@ def test_solution_and_filled_release_get_full_marks_and_blank_zero(chapter: str)
         assert run.rows[student]["flags"] == [], run.rows[student]["flags"]
     blank = run.rows["blank"]
     assert blank["score"] == 0 and blank["max_score"] > 0, blank
+
+
+@pytest.mark.parametrize("chapter", _chapter_params())
+def test_course_grade_scores_every_cell_as_nbgrader_autograde(chapter: str) -> None:
+    """Same corpus, same packing, same seed: ``nbgrader autograde`` (the run that
+    ``test_mutants.py`` shares, in this xdist group) and ``course grade`` agree cell by cell."""
+    ours = grade_with_course(chapter)
+    theirs = H.grade_chapter(chapter)
+    assert [[v.name for v in g] for g in ours.groups] == [
+        [v.name for v in g] for g in theirs.groups
+    ]
+    differ = []
+    for student in ["solution", "blank"] + [f"variants{i:02d}" for i in range(len(ours.groups))]:
+        for gid, (score, _max) in theirs.graded[student].scores.items():
+            if ours.cells[student][gid][0] != score:
+                differ.append((student, gid, score, ours.cells[student][gid]))
+    assert not differ, differ
 
 
 @pytest.mark.parametrize(("chapter", "variant"), _variant_params("mutant"))

@@ -407,9 +407,15 @@ class _Blocker:
         if self.pending:
             self.real_import = real = builtins.__import__
 
+            depth = [0]
+
             def hooked(*args: Any, **kwargs: Any) -> Any:
-                module = real(*args, **kwargs)
-                if self.pending:
+                depth[0] += 1
+                try:
+                    module = real(*args, **kwargs)
+                finally:
+                    depth[0] -= 1
+                if self.pending and depth[0] == 0:  # a package is whole only when all is done
                     self._block(self._take_loaded())
                 return module
 
