@@ -280,7 +280,7 @@ def test_ctrl_c_stops_within_5_s_keeps_results_and_resumes(tmp_path: Path) -> No
     env = dict(os.environ, COURSE_GRADING_SEED=SEED)
     proc = subprocess.Popen(
         [str(COURSE), "grade", str(subs), "--out", str(out), "--source", str(H.SOLUTIONS)]
-        + ["--jobs", "1"],
+        + ["--jobs", "1", "--timeout", "120"],  # the limits are part of the cache key
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -11,6 +11,7 @@ This module stays light: the ``course`` command imports it to add its subcommand
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -33,7 +34,11 @@ def _grade_cmd(args: argparse.Namespace) -> int:
         )
     except Interrupted as exc:
         print(exc, file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Every finished result is already on disk; leave now rather than wait for the pool's
+        # exit handlers to join processes that were just stopped.
+        os._exit(130)
     except KeyboardInterrupt:
         print("interrupted before grading started; nothing graded", file=sys.stderr)
         return 130

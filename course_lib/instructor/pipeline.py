@@ -55,6 +55,7 @@ ID_PUNCTUATION = set(" ._@+-")
 MAX_ID_LENGTH = 128
 MAX_ZIP_BYTES = 2 * 1024**3
 ATTEMPTS = 3  # a grader fault is retried twice, each time in a fresh grader process
+GRACE_SECONDS = 2.0  # after Ctrl-C, how long running submissions may take to finish
 SEED_HELP = (
     "set the grading seed of the hidden tests first, e.g. `export COURSE_GRADING_SEED="
     "$(python -c 'import secrets; print(secrets.token_hex(8))')` (any string; keep it secret "
@@ -466,9 +467,16 @@ def _run_pool(
     """Grade ``todo`` in ``jobs`` grader processes, calling ``on_result(task, result)`` as each
     finishes. A grader fault (a dead process, a sandbox that cannot start, an internal error)
     is retried in a fresh pool, up to :data:`ATTEMPTS` times, then becomes ``grader_error``.
-    Ctrl-C: nothing new starts, running submissions get 3 s to finish, then their processes
+    Ctrl-C: nothing new starts, running submissions get :data:`GRACE_SECONDS` to finish, then their processes
     (and sandboxes) are stopped; :class:`KeyboardInterrupt` is re-raised."""
     pending = [dict(t, attempt=0) for t in todo]
+    # After Ctrl-C the pool's queues are abandoned, not closed: keep multiprocessing's resource
+    # tracker (a process of its own, started with this environment) from warning about them.
+    quiet = "ignore:resource_tracker:UserWarning"
+    if quiet not in os.environ.get("PYTHONWARNINGS", ""):
+        os.environ["PYTHONWARNINGS"] = ",".join(
+            filter(None, [os.environ.get("PYTHONWARNINGS", ""), quiet])
+        )
     ctx = multiprocessing.get_context("spawn")
     done = 0
     while pending:
@@ -501,7 +509,7 @@ def _run_pool(
             for fut in futures:
                 fut.cancel()
             running = [f for f in futures if not f.done()]
-            finished, _ = cf.wait(running, timeout=3)
+            finished, _ = cf.wait(running, timeout=GRACE_SECONDS)
             for fut in finished:
                 with contextlib.suppress(Exception):
                     on_result(futures[fut], fut.result())
@@ -517,7 +525,7 @@ def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
     for p in procs:
         with contextlib.suppress(Exception):
             p.terminate()
-    deadline = time.monotonic() + 1.5
+    deadline = time.monotonic() + 1.0
     for p in procs:
         with contextlib.suppress(Exception):
             p.join(max(0.0, deadline - time.monotonic()))
