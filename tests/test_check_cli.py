@@ -112,9 +112,9 @@ def test_check_reports_a_broken_cell_at_that_cell_and_ignores_edited_tests(
     proc = _course("check", str(path), cwd=tmp_path)
     assert proc.returncode == 1
     rows = {ln.split()[0]: ln for ln in proc.stdout.splitlines() if ln.startswith("  test_")}
-    assert "not run: your cell `relative_positions` raised an error" in rows[
-        "test_relative_positions"
-    ]
+    assert (
+        "not run: your cell `relative_positions` raised an error" in rows["test_relative_positions"]
+    )
     assert "SyntaxError" in proc.stdout and "line 1" in proc.stdout
     assert "NameError" not in proc.stdout
     assert "passed" in rows["test_sinusoidal_positional_encoding"]
