@@ -29,6 +29,8 @@ from course_lib.instructor.sandbox import (
     scratch_root,
 )
 
+# Every status a row can have: the student's (graded ... missing), the folder's (refused_link,
+# invalid_id) and the grader's own fault (grader_error: retried, never cached, never a grade).
 STATUS_ORDER = [
     "graded",
     "partial",
@@ -40,8 +42,6 @@ STATUS_ORDER = [
     "invalid_id",
     "grader_error",
 ]
-STUDENT_STATUSES = ("crashed", "timeout", "invalid_notebook")  # the student's code or file
-GRADER_STATUS = "grader_error"  # the grader's own fault: retried, never cached, never a grade
 
 
 class GraderFault(Exception):

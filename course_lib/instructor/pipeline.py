@@ -445,8 +445,13 @@ def grade(
 
 def summary(results: list[dict]) -> str:
     """``N rows: a graded, b partial, ...`` — the counts always add up to N."""
+    from course_lib.instructor.grader import STATUS_ORDER
+
     counts = Counter(r["status"] for r in results)
-    parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    order = {s: i for i, s in enumerate(STATUS_ORDER)}
+    parts = ", ".join(
+        f"{counts[s]} {s}" for s in sorted(counts, key=lambda s: (order.get(s, len(order)), s))
+    )
     return f"{len(results)} rows ({parts})"
 
 
