@@ -1,5 +1,9 @@
 """How long a student waits for ``course check NOTEBOOK``, on each exercise.
 
+``course check`` runs the visible tests through the grading engine of ``course grade`` (no
+Jupyter kernel); it is timed against ``course grade --jobs 1`` on the same notebook and against
+bare execution with nbclient. The target is a median of at most 3 s on 2 cores.
+
 The notebook checked is a finished one: the released exercise with every solution filled in
 (the "honest" submission of ``tests/submissions/make_corpus.py``), so every test cell runs as
 it would for a student who is done. Its floor is bare execution of the same notebook with
@@ -73,6 +77,29 @@ def time_check(notebook: Path, command: Sequence[str] | None = None) -> tuple[fl
     return seconds, proc.returncode
 
 
+def time_grade(notebook: Path, command: Sequence[str] | None = None) -> float:
+    """Seconds of ``course grade --jobs 1`` on the same notebook as one student's submission
+    (the instructor's engine, with its sandbox, hidden tests and reports)."""
+    aid = notebook.parent.name
+    work = Path(tempfile.mkdtemp(prefix="bench-grade-one-"))
+    try:
+        target = work / "submitted" / "student" / aid / notebook.name
+        target.parent.mkdir(parents=True)
+        shutil.copy(notebook, target)
+        start = time.perf_counter()
+        subprocess.run(
+            [*(command or course_command()), "grade", str(work / "submitted")]
+            + ["--out", str(work / "out"), "--jobs", "1", "--source", str(ROOT / "solutions")]
+            + ["--allow-default-seed"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return time.perf_counter() - start
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def time_bare(notebook: Path) -> float:
     """Seconds to run every cell of ``notebook`` in a fresh kernel with nbclient (the floor)."""
     import nbformat
@@ -104,24 +131,35 @@ def measure(
     try:
         for aid in ids:
             nb = finished_notebook(aid, work)
-            check, bare = [], []
+            check, bare, grade = [], [], []
             for r in range(n_rounds):
-                order = ("check", "bare") if r % 2 == 0 else ("bare", "check")
+                order = ("check", "bare", "grade") if r % 2 == 0 else ("grade", "bare", "check")
                 for what in order:
                     if what == "check":
                         seconds, status = time_check(nb)
                         check.append(seconds)
                         if status != 0:
                             failing.append(aid)
+                    elif what == "grade":
+                        grade.append(time_grade(nb))
                     else:
                         bare.append(time_bare(nb))
             log(
                 f"  {aid}: check {statistics.median(check):.1f} s, "
-                f"bare {statistics.median(bare):.1f} s"
+                f"bare {statistics.median(bare):.1f} s, "
+                f"course grade --jobs 1 {statistics.median(grade):.1f} s"
             )
             per_exercise[aid] = statistics.median(check)
             base = f"{aid}: bare nbclient"
             rows.append({"label": base, "samples": bare, "baseline": None})
+            rows.append(
+                {
+                    "label": f"{aid}: `course grade --jobs 1`, one notebook",
+                    "samples": grade,
+                    "baseline": base,
+                    "vs": "bare",
+                }
+            )
             rows.append(
                 {
                     "label": f"{aid}: `course check`",

@@ -103,6 +103,7 @@ def time_course(subs: Path, out: Path, jobs: int) -> float:
             str(jobs),
             "--source",
             str(ROOT / "solutions"),
+            "--allow-default-seed",  # nbgrader, timed alongside, also uses the default
         ],
         check=True,
         capture_output=True,

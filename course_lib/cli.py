@@ -7,9 +7,10 @@ Subcommands
     ``nbgrader generate_assignment`` (all chapters when no id is given). The only way the
     student notebooks are made; a test fails if the committed ones differ from its output.
 ``course check NOTEBOOK``
-    Run a notebook top to bottom and print a table of its test cells and points (the visible
-    tests: the hidden ones run only when the instructor grades). Exit status 0 only when every
-    test passes.
+    Check a notebook's visible tests with the grading engine of ``course grade`` (no Jupyter
+    kernel: the student's code runs in a separate process, the tests here) and print a table
+    of its test cells and points, then every failure in full. Exit status 0 only when every
+    visible test passes.
 
 Adding a subcommand (e.g. ``grade`` or ``export``): write ``_add_<name>(subparsers)`` that
 creates its parser and sets ``func`` to a function taking the parsed namespace and returning
@@ -23,7 +24,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -148,90 +148,15 @@ def _add_release(subparsers: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _error_line(cell: dict, limit: int = 240) -> str:
-    """A failed cell's message on one line (header and diagnosis), for the table."""
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            text = " ".join(ln.strip() for ln in str(out.get("evalue", "")).splitlines())
-            text = f"{out.get('ename')}: {text}".strip()
-            return text if len(text) <= limit else text[: limit - 3] + "..."
-        if out.get("output_type") == "stream" and out.get("name") == "stderr":
-            return (
-                "wrote to stderr (the grader counts that as a failure): " + out["text"].strip()[:80]
-            )
-    return ""
-
-
 def check(notebook: Path, *, timeout: int = 120, out: Callable[[str], None] = print) -> int:
-    """Run ``notebook`` and print its tests' points; 0 when every test cell passes, else 1."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from nbgrader.utils import compute_checksum, determine_grade, is_grade
+    """Check ``notebook``'s visible tests through the grading engine (no Jupyter kernel) and
+    print their points; 0 when every visible test passes, else 1."""
+    from course_lib.instructor.check import CheckError, check_notebook
 
-    if not notebook.is_file():
-        raise CourseError(f"{notebook} does not exist; give the path of an .ipynb file")
-    nb = nbformat.read(notebook, as_version=4)
-    graded = [c for c in nb.cells if c.cell_type == "code" and is_grade(c)]
-    if not graded:
-        raise CourseError(f"{notebook} has no test cells: is it a course exercise notebook?")
-    edited = [
-        c.metadata.nbgrader["grade_id"]
-        for c in graded
-        if "checksum" in c.metadata.nbgrader
-        and compute_checksum(c) != c.metadata.nbgrader["checksum"]
-    ]
-    out(f"Running {notebook} ...")
-    start = time.perf_counter()
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        allow_errors=True,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(notebook.parent.resolve())}},
-    )
-    problem = ""
     try:
-        client.execute()
-    except CellTimeoutError:
-        problem = f"a cell ran longer than {timeout} s (an endless loop?); later cells did not run"
-    except DeadKernelError:
-        problem = "the kernel died (out of memory?); later cells did not run"
-    seconds = time.perf_counter() - start
-
-    rows, total, got = [], 0.0, 0.0
-    for cell in graded:
-        gid = cell.metadata.nbgrader["grade_id"]
-        ran = cell.get("execution_count") is not None
-        score, max_score = (
-            determine_grade(cell) if ran else (0.0, float(cell.metadata.nbgrader["points"]))
-        )
-        score = 0.0 if score is None else float(score)
-        total += max_score
-        got += score
-        status = "passed" if ran and score == max_score else ("not run" if not ran else "failed")
-        detail = _error_line(cell) if status == "failed" else ""
-        rows.append((gid, f"{score:g} / {max_score:g}", status + (f": {detail}" if detail else "")))
-
-    width = max(len("test cell"), *(len(r[0]) for r in rows))
-    out("")
-    out(f"  {'test cell':<{width}}  {'points':>9}  result")
-    for gid, pts, result in rows:
-        out(f"  {gid:<{width}}  {pts:>9}  {result}")
-    out(f"  {'total':<{width}}  {f'{got:g} / {total:g}':>9}")
-    out("")
-    if problem:
-        out(f"Stopped early: {problem}.")
-    if edited:
-        out(f"Note: you changed the test cell(s) {', '.join(edited)}; grading uses the originals.")
-    out(f"Visible tests only ({seconds:.0f} s); hidden tests run when your work is graded.")
-    passed = got == total and not problem
-    out(
-        "All visible tests pass."
-        if passed
-        else "Some tests fail: read the messages in the notebook."
-    )
-    return 0 if passed else 1
+        return check_notebook(notebook, timeout=timeout, out=out)
+    except CheckError as exc:
+        raise CourseError(str(exc)) from None
 
 
 def _check_cmd(args: argparse.Namespace) -> int:
@@ -241,8 +166,11 @@ def _check_cmd(args: argparse.Namespace) -> int:
 def _add_check(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "check",
-        help="run a notebook and print its visible tests' points",
-        description="Run an exercise notebook and print a table of its test cells and points.",
+        help="check a notebook's visible tests and print their points",
+        description=(
+            "Check an exercise notebook's visible tests, as `course grade` would grade them, and "
+            "print a table of its test cells and points, then every failure in full."
+        ),
     )
     p.add_argument("notebook", type=Path, help="e.g. exercises/05_attention/05_attention.ipynb")
     p.add_argument("--timeout", type=int, default=120, help="seconds per cell (default 120)")

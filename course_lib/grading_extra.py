@@ -20,6 +20,7 @@ away, and a :class:`~course_lib.grading.Mistake` turns "values are off" into "th
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import math
 import statistics
@@ -472,6 +473,12 @@ _CLOCKS = (
 )
 
 
+ACTIVE_CLOCK: contextvars.ContextVar[_FakeClock | None] = contextvars.ContextVar(
+    "ACTIVE_CLOCK", default=None
+)
+"""The fake clock being installed, so that a sandboxed student process can read the same time."""
+
+
 class _FakeClock:
     """A clock that only moves when the timed function runs: every duration is known."""
 
@@ -490,6 +497,7 @@ class _FakeClock:
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
         saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in _CLOCKS]
+        token = ACTIVE_CLOCK.set(self)  # `course grade` runs the student's code elsewhere
         try:
             for owner, attr, factor in _CLOCKS:
                 if factor == 1.0:
@@ -498,6 +506,7 @@ class _FakeClock:
                     setattr(owner, attr, lambda f=factor: int(round(self.now * f)))
             yield
         finally:
+            ACTIVE_CLOCK.reset(token)
             for owner, attr, original in saved:
                 setattr(owner, attr, original)
 

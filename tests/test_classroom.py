@@ -123,9 +123,12 @@ def test_a_roster_with_a_duplicate_id_is_refused_with_both_lines(tmp_path: Path)
     with pytest.raises(ClassSetupError, match=r"'s04' appears on lines 5 and 16"):
         load_roster(path)
     spaced = tmp_path / "spaced.csv"
-    spaced.write_text("student_id\ns01\nJane Doe\n")
-    with pytest.raises(ClassSetupError, match="line 3: student_id 'Jane Doe' cannot name"):
-        load_roster(spaced)
+    spaced.write_text("student_id\ns01\nJane Doe\n张三\n")
+    assert "Jane Doe" in load_roster(spaced) and "张三" in load_roster(spaced)  # as course grade
+    slashed = tmp_path / "slashed.csv"
+    slashed.write_text("student_id\ns01\njane/doe\n")
+    with pytest.raises(ClassSetupError, match="line 3: student_id 'jane/doe' cannot name"):
+        load_roster(slashed)
     bad = tmp_path / "nocol.csv"
     bad.write_text("id,name\ns01,A\n")
     with pytest.raises(ClassSetupError, match="no student_id column"):

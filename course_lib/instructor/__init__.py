@@ -11,6 +11,7 @@ This module stays light: the ``course`` command imports it to add its subcommand
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,13 @@ def _grade_cmd(args: argparse.Namespace) -> int:
     import zipfile
 
     from course_lib.instructor import classroom
-    from course_lib.instructor.pipeline import GradingSetupError, _unzip, grade
+    from course_lib.instructor.pipeline import (
+        GradingSetupError,
+        Interrupted,
+        _unzip,
+        grade,
+        summary,
+    )
     from course_lib.instructor.roster import ClassSetupError
     from course_lib.instructor.sandbox import Limits
 
@@ -60,25 +67,51 @@ def _grade_cmd(args: argparse.Namespace) -> int:
             source_dir=Path(args.source),
             assignments=args.assignment or None,
             db_url=args.db,
+            allow_default_seed=args.allow_default_seed,
         )
         rows = classroom.finish(
             Path(args.out), results, submissions, Path(args.source), options, inputs
         )
+    except Interrupted as exc:
+        print(exc, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Every finished result is already on disk; leave now rather than wait for the pool's
+        # exit handlers to join processes that were just stopped.
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        os._exit(130)
+    except KeyboardInterrupt:
+        print("interrupted before grading started; nothing graded", file=sys.stderr)
+        return 130
     except (GradingSetupError, ClassSetupError, RuntimeError) as exc:
         print(f"course grade: {exc}", file=sys.stderr)
         return 2
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    graded = sum(1 for r in results if r["status"] == "graded")
     flagged = sum(1 for r in rows if r["flags"])
     missing = sum(1 for r in rows if r["status"] == "missing")
     late = sum(1 for r in rows if r.get("late_seconds", 0) > 0)
     print(
-        f"graded {len(results)} submissions ({graded} cleanly); {len(rows)} class rows: "
+        f"graded {summary(results)}; {len(rows)} class rows: "
         f"{missing} missing, {late} late, {flagged} flagged: "
         f"{Path(args.out) / 'grades.csv'}, {Path(args.out) / 'report.html'}"
     )
+    odd = [r for r in results if r["status"] in ("invalid_id", "refused_link")]
+    for r in odd:
+        print(f"  {r['status']}: {ascii(r['student_id'])} {r['reason']}", file=sys.stderr)
+    faults = [r for r in results if r["status"] == "grader_error"]
+    if faults:
+        print(
+            f"course grade: {len(faults)} submission(s) could not be graded because the GRADER "
+            "failed (not the students' code); they were retried and are not stored. Re-run "
+            "to grade them:",
+            file=sys.stderr,
+        )
+        for r in faults:
+            print(f"  {r['student_id']}/{r['assignment_id']}: {r['reason']}", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -194,7 +227,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
             "Grade SUBMISSIONS (nbgrader's submitted/ layout "
             "<student_id>/<assignment_id>/<assignment_id>.ipynb, or a .zip of it) into OUT: "
             "grades.csv, feedback/, report.html and the gradebook. Re-running skips unchanged "
-            "submissions; an interrupted run resumes."
+            "submissions; an interrupted run resumes. Needs COURSE_GRADING_SEED (any secret "
+            "string). Exit status: 0 done, 2 bad input, 3 grader faults remain, 130 Ctrl-C."
         ),
     )
     p.add_argument("submissions", help="the submitted/ folder or a .zip of it")
@@ -214,6 +248,12 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--source", default="solutions", help="instructor source notebooks folder")
     p.add_argument("--assignment", action="append", help="grade only this assignment (repeatable)")
+    p.add_argument(
+        "--allow-default-seed",
+        action="store_true",
+        help="grade with the public default seed when COURSE_GRADING_SEED is unset "
+        "(for trying things out; students can then know the hidden tests' inputs)",
+    )
     p.add_argument(
         "--db",
         default=None,

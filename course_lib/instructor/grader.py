@@ -24,11 +24,28 @@ from course_lib.instructor.sandbox import (
     Limits,
     Sandbox,
     SandboxFailure,
+    SandboxStartError,
     current_forbidden,
     scratch_root,
 )
 
-STATUS_ORDER = ["graded", "partial", "timeout", "crashed", "invalid_notebook", "missing"]
+# Every status a row can have: the student's (graded ... missing), the folder's (refused_link,
+# invalid_id) and the grader's own fault (grader_error: retried, never cached, never a grade).
+STATUS_ORDER = [
+    "graded",
+    "partial",
+    "timeout",
+    "crashed",
+    "invalid_notebook",
+    "missing",
+    "refused_link",
+    "invalid_id",
+    "grader_error",
+]
+
+
+class GraderFault(Exception):
+    """The grader failed (sandbox start, internal exception): no verdict on the student."""
 
 
 @dataclass
@@ -53,6 +70,7 @@ class SubmissionResult:
     cells: list[CellResult] = field(default_factory=list)
     student_code: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    cell_errors: dict[str, str] = field(default_factory=dict)  # student cell -> its error
 
     @property
     def status_text(self) -> str:
@@ -60,31 +78,47 @@ class SubmissionResult:
 
 
 _installed = False
-_recording: set[str] | None = None  # forbidden paths used by the test cell being run
 
 
 def _install_forbid_hook() -> None:
-    """Let proxies know which built-ins the running checker forbids, so the student's process
-    can block them too (the checker's own blocking only reaches this process)."""
+    """Route the checkers' forbidden lists to the student's process.
+
+    The student's functions are :class:`RemoteObject` proxies here: patching this process's
+    modules would miss what the student imported in the sandbox (scikit-learn, say). So for a
+    proxy, :func:`grading.forbid` only hands the *whole* rule list, by name, to the call, and
+    the student's process resolves and blocks each name while the function runs
+    (``worker.Server.do_call``); :func:`grading_extra.loaded_only` keeps every rule, because
+    what is loaded here says nothing about the student's process.
+    """
     global _installed
     if _installed:
         return
     from course_lib import grading as G
+    from course_lib import grading_extra as GX
+    from course_lib.instructor.sandbox import RemoteObject
 
-    original = G.forbid
+    original_forbid, original_identity = G.forbid, G._forbidden_identity
 
     @contextlib.contextmanager
     def forbid(forbidden: Any, *, fn: Any = None, name: str = "your code") -> Any:
-        token = current_forbidden.set(dict(forbidden))
-        if _recording is not None:
-            _recording.update(forbidden)
-        try:
-            with original(forbidden, fn=fn, name=name) as violations:
+        if not isinstance(fn, RemoteObject):
+            with original_forbid(forbidden, fn=fn, name=name) as violations:
                 yield violations
+            return
+        token = current_forbidden.set(dict(forbidden))
+        try:
+            yield []
         finally:
             current_forbidden.reset(token)
 
+    def identity(fn: Any, forbidden: Any, name: str) -> str | None:
+        if isinstance(fn, RemoteObject):
+            return None  # checked by name in the student's process, where fn lives
+        return original_identity(fn, forbidden, name)
+
     G.forbid = forbid
+    G._forbidden_identity = identity
+    GX.loaded_only = dict
     _installed = True
 
 
@@ -182,7 +216,6 @@ def _run_tests(
                 contextlib.redirect_stderr(io.StringIO()),
             ):
                 exec(compile(cell.source, f"<setup {cell.grade_id}>", "exec"), trusted_ns)  # noqa: S102
-    recorder: dict[str, set[str]] = {}
     cells: list[CellResult] = []
     for test in source.tests:
         if not box.alive():
@@ -200,6 +233,8 @@ def _run_tests(
                 continue
             try:
                 loaded = box.start(chunks, names)
+            except (SandboxStartError, OSError) as exc:
+                raise GraderFault(f"the sandbox could not start: {exc}") from exc
             except SandboxFailure as exc:
                 restarts += 1
                 cells.append(
@@ -220,6 +255,7 @@ def _run_tests(
                 for cid, err in loaded.errors.items():
                     if any(c["id"] == cid and c["kind"] == "student" for c in chunks):
                         problems.append(f"cell {cid} raised {err.split(':')[0]}")
+                        result.cell_errors[cid] = err
             restarts += 1
         if test.owner and test.owner not in ex.solutions:
             cells.append(
@@ -233,8 +269,7 @@ def _run_tests(
                 )
             )
             continue
-        cells.append(_run_one(test, box, names, loaded, limits, trusted_ns, recorder, result))
-    result._forbidden_paths = recorder  # type: ignore[attr-defined]
+        cells.append(_run_one(test, box, names, loaded, limits, trusted_ns, result))
     return cells
 
 
@@ -245,14 +280,11 @@ def _run_one(
     loaded: Any,
     limits: Limits,
     trusted_ns: dict,
-    recorder: dict[str, set[str]],
     result: SubmissionResult,
 ) -> CellResult:
     deadline = time.monotonic() + limits.timeout
     cell = CellResult(test.grade_id, test.owner, 0.0, test.points, "failed")
     _seed_everything()
-    global _recording
-    _recording = recorder.setdefault(test.owner, set())
     try:
         with box.session(deadline) as sess:
             ns = dict(trusted_ns)
@@ -276,11 +308,11 @@ def _run_one(
                     result.flags.append(flag)
     except SandboxFailure as exc:
         cell.points, cell.status, cell.message = 0.0, exc.status, str(exc)
-    except Exception as exc:  # noqa: BLE001 - the grader's own bug must not lose the notebook
-        cell.points, cell.status = 0.0, "crashed"
-        cell.message = "grader error: " + "".join(traceback.format_exception_only(exc)).strip()
-    finally:
-        _recording = None
+    except Exception as exc:
+        # Not the student's test failing (that is caught above): the grader itself broke.
+        raise GraderFault(
+            f"{test.grade_id}: " + "".join(traceback.format_exception_only(exc)).strip()
+        ) from exc
     if cell.status in ("timeout", "crashed"):
         cell.points = 0.0
     return cell
@@ -289,37 +321,23 @@ def _run_one(
 def _zero_flagged(
     source: nbk.SourceAssignment, ex: nbk.Extracted, result: SubmissionResult
 ) -> None:
-    """Reference or forbidden built-ins in a function's code: no points for it, and a flag."""
-    paths_by_owner: dict[str, set[str]] = getattr(result, "_forbidden_paths", {})
-    zeroed: set[str] = set()
+    """No points for a function that called the reference or a forbidden API *while it ran*
+    (``forbidden_call:<function>``, proven in the student's process). What the code merely
+    mentions (an import in a scratch cell, a docstring) costs nothing: it only adds an
+    informational flag naming the cell and line (``note:<finding>:<cell>:<line>``)."""
     for gid, code in ex.solutions.items():
-        found = nbk.analyse(code, paths_by_owner.get(gid, set()))
-        if found.reference:
-            result.flags.append(f"reference_use:{gid}")
-            zeroed.add(gid)
-        if found.forbidden:
-            result.flags.append(f"forbidden_builtin:{gid}({','.join(found.forbidden)})")
-            zeroed.add(gid)
-        for s in found.suspicious:
-            result.flags.append(f"{s}:{gid}")
+        for finding, line in nbk.findings(code):
+            result.flags.append(f"note:{finding}:{gid}:{line}")
     for k, (_after, code) in enumerate(ex.added):
-        found = nbk.analyse(code)
-        if found.reference:
-            result.flags.append(f"reference_use:added-{k + 1}")
-        for s in found.suspicious:
-            result.flags.append(f"{s}:added-{k + 1}")
-    for flag in list(result.flags):
-        if flag.startswith("forbidden_call:"):
-            zeroed.add(flag.split(":", 1)[1])
-    if ex.added and any(f.startswith("reference_use:added") for f in result.flags):
-        # Extra cells run before the graded functions are called and can rebind their names.
-        zeroed.update(ex.solutions)
+        for finding, line in nbk.findings(code):
+            result.flags.append(f"note:{finding}:added-{k + 1}:{line}")
+    zeroed = {f.split(":", 1)[1] for f in result.flags if f.startswith("forbidden_call:")}
     for cell in result.cells:
         if cell.owner in zeroed and cell.points > 0:
             cell.points = 0.0
             cell.status = "zeroed"
             cell.message = (
-                "no points: the code of this function uses the reference implementation or a "
-                "forbidden built-in (flagged for review)"
+                "no points: while the tests ran, this function called the reference "
+                "implementation or an API this exercise does not allow (see the other messages)"
             )
     result.flags = sorted(set(result.flags))

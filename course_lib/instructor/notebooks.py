@@ -379,23 +379,35 @@ class Analysis:
     reference: list[str] = field(default_factory=list)  # course_lib use
     forbidden: list[str] = field(default_factory=list)  # forbidden built-ins named in the code
     suspicious: list[str] = field(default_factory=list)  # obfuscation, patching, system access
+    lines: list[tuple[str, str, int]] = field(default_factory=list)  # (field, finding, line)
 
 
 def analyse(code: str, forbidden_paths: set[str] = frozenset()) -> Analysis:
-    """Look for the reference, forbidden built-ins and tricks in a cell of student code."""
+    """Look for the reference, forbidden built-ins and tricks in a cell of student code.
+
+    Informational only: ``course grade`` never takes points for what code *says*, only for
+    what it calls while it runs (see :mod:`course_lib.instructor.grader`).
+    """
     result = Analysis()
-    if re.search(r"^\s*[%!]", code, re.M):
-        result.suspicious.append("ipython_magic")
+
+    def hit(field_name: str, finding: str, line: int) -> None:
+        getattr(result, field_name).append(finding)
+        result.lines.append((field_name, finding, line))
+
+    for m in re.finditer(r"^\s*[%!]", code, re.M):
+        hit("suspicious", "ipython_magic", code.count("\n", 0, m.start()) + 1)
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        if "course_lib" in code:
-            result.reference.append("course_lib")
+        for i, line in enumerate(code.splitlines(), 1):
+            if "course_lib" in line:
+                hit("reference", "course_lib", i)
         return result
     forbidden_attrs = {
         p.rsplit(".", 1)[-1] for p in forbidden_paths if not p.startswith("course_lib")
     }
     for node in ast.walk(tree):
+        line = getattr(node, "lineno", 0)
         if isinstance(node, ast.Import | ast.ImportFrom):
             modules = (
                 [a.name for a in node.names]
@@ -405,36 +417,36 @@ def analyse(code: str, forbidden_paths: set[str] = frozenset()) -> Analysis:
             for m in modules:
                 root = m.split(".")[0]
                 if root == "course_lib":
-                    result.reference.append(m)
+                    hit("reference", m, line)
                 elif root in SYSTEM_MODULES:
-                    result.suspicious.append(f"imports_{root}")
+                    hit("suspicious", f"imports_{root}", line)
             if isinstance(node, ast.ImportFrom):
                 for a in node.names:
                     if a.name in forbidden_attrs:
-                        result.forbidden.append(a.name)
+                        hit("forbidden", a.name, line)
         elif isinstance(node, ast.Attribute):
             if node.attr in forbidden_attrs:
-                result.forbidden.append(node.attr)
+                hit("forbidden", node.attr, line)
             if node.attr in OBFUSCATION_ATTRS:
-                result.suspicious.append(f"uses_{node.attr}")
+                hit("suspicious", f"uses_{node.attr}", line)
         elif isinstance(node, ast.Name):
             if node.id == "course_lib":
-                result.reference.append("course_lib")
+                hit("reference", "course_lib", line)
             elif node.id in ("get_ipython", "__builtins__"):
-                result.suspicious.append(f"uses_{node.id}")
+                hit("suspicious", f"uses_{node.id}", line)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             name = node.func.id
             if name in OBFUSCATION_CALLS:
-                result.suspicious.append(f"calls_{name}")
+                hit("suspicious", f"calls_{name}", line)
             elif name in ("getattr", "setattr", "delattr") and (
                 len(node.args) < 2 or not isinstance(node.args[1], ast.Constant)
             ):
-                result.suspicious.append(f"dynamic_{name}")
+                hit("suspicious", f"dynamic_{name}", line)
             elif name == "setattr" or name == "delattr":
-                result.suspicious.append(f"calls_{name}")
+                hit("suspicious", f"calls_{name}", line)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if "course_lib" in node.value:
-                result.reference.append("course_lib (in a string)")
+                hit("reference", "course_lib (in a string)", line)
         if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
@@ -443,7 +455,18 @@ def analyse(code: str, forbidden_paths: set[str] = frozenset()) -> Analysis:
                     base = base.value
                 if isinstance(t, ast.Attribute | ast.Subscript) and isinstance(base, ast.Name):
                     if base.id in PATCHABLE_ROOTS:
-                        result.suspicious.append("monkeypatch")
+                        hit("suspicious", "monkeypatch", line)
     for field_name in ("reference", "forbidden", "suspicious"):
         setattr(result, field_name, sorted(set(getattr(result, field_name))))
     return result
+
+
+def findings(code: str) -> list[tuple[str, int]]:
+    """What a reviewer may want to look at in a cell, with its line: ``reference_mention``
+    (``course_lib`` in an import, a name or a string) and the tricks of :func:`analyse`.
+    Each finding once, at its first line."""
+    found: dict[str, int] = {}
+    for field_name, finding, line in sorted(analyse(code).lines, key=lambda t: t[2]):
+        key = "reference_mention" if field_name == "reference" else finding
+        found.setdefault(key, line)
+    return sorted(found.items(), key=lambda kv: (kv[1], kv[0]))

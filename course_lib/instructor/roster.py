@@ -10,13 +10,12 @@ Every roster student gets a row per graded assignment; a student with no submiss
 from __future__ import annotations
 
 import csv
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from course_lib.instructor.pipeline import valid_id
+
 ROSTER_COLUMNS = ("student_id", "name", "email", "lms_id")
-# What a submission folder may be called (course grade skips other names).
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$")
 
 
 class ClassSetupError(Exception):
@@ -66,10 +65,10 @@ def load_roster(path: Path) -> Roster:
             sid = row.get("student_id", "")
             if not sid:
                 raise ClassSetupError(f"roster {path} line {line}: empty student_id")
-            if not STUDENT_ID.match(sid):
+            if not valid_id(sid):
                 raise ClassSetupError(
                     f"roster {path} line {line}: student_id {sid!r} cannot name a submission "
-                    "folder; use letters, digits and _ . @ + - (no spaces)"
+                    "folder; use letters, digits, spaces and _ . @ + - (not starting with a dot)"
                 )
             if sid in students:
                 raise ClassSetupError(

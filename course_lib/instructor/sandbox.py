@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import inspect
 import itertools
 import os
@@ -58,6 +59,10 @@ class WorkerTimeout(SandboxFailure):
 
 class WorkerCrashed(SandboxFailure):
     status = "crashed"
+
+
+class SandboxStartError(Exception):
+    """The sandbox could not start before any student code ran: the grader's fault."""
 
 
 @dataclass
@@ -210,7 +215,7 @@ class Sandbox:
             bad_index, why = status
             bad = remaining.pop(bad_index)
             result.skipped[bad["id"]] = why
-        raise WorkerCrashed("the student's process could not be started")
+        raise SandboxStartError("the student's process could not be started")
 
     def _start_once(
         self, chunks: list[dict], names: list[str], result: LoadResult
@@ -272,13 +277,13 @@ class Sandbox:
             self.close()
             if 0 <= current < len(chunks):
                 return current, f"timeout: cell ran longer than {self.limits.timeout:g} s"
-            raise
+            raise SandboxStartError("the sandbox did not start in time") from None
         except (wire.WireError, OSError) as exc:
             self.close()
             if 0 <= current < len(chunks):
                 return current, f"crashed: the process died while running this cell ({exc})"
-            raise WorkerCrashed(
-                f"the student's process died while starting: {self._log_tail()}"
+            raise SandboxStartError(
+                f"the sandbox died before running any student code: {self._log_tail()}"
             ) from None
 
     def _recv_ctl(self, deadline: float) -> dict:
@@ -363,7 +368,9 @@ current_forbidden: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
 )
 
 
-def _builtin_exception(name: str) -> type[Exception]:
+def _builtin_exception(name: str, mro: Any = ()) -> type[Exception]:
+    """A local exception class for the student's: the nearest allowed built-in of its MRO,
+    under the student's class name (so messages read "raised UnicodeDecodeError")."""
     import builtins
 
     allowed = {
@@ -384,9 +391,16 @@ def _builtin_exception(name: str) -> type[Exception]:
         "RecursionError",
         "UnboundLocalError",
     }
-    if name in allowed:
-        return getattr(builtins, name)
-    return RuntimeError
+    chain = [str(n) for n in (mro if isinstance(mro, list) else [])][:16]
+    base = next((getattr(builtins, n) for n in [name, *chain] if n in allowed), RuntimeError)
+    if name == base.__name__ or not name.isidentifier():
+        return base
+    return _named_exception(name, base)
+
+
+@functools.cache
+def _named_exception(name: str, base: type[Exception]) -> type[Exception]:
+    return type(name, (base,), {"__module__": "student"})
 
 
 TRUSTED_PREFIXES = ("torch.", "numpy.", "builtins.", "collections.")
@@ -426,6 +440,10 @@ class Session:
         self.gens: dict[int, Any] = {}
         self.forbidden_events: list[str] = []
         self.failure: SandboxFailure | None = None
+        # Tensors of the grader's objects handed to the student's code by value, by id: the
+        # student's in-place changes to them (``proj.weight.copy_(w)``) come back into them.
+        self.tensor_ids: dict[int, int] = {}
+        self.tensors: dict[int, Any] = {}
 
     # -- encoding -----------------------------------------------------------------------------
     def to_ref(self, obj: Any) -> dict:
@@ -526,10 +544,19 @@ class Session:
                 self.forbidden_events.append(msg)
                 return "raise", GradingError(msg)
             if op == "error":
-                cls = _builtin_exception(str(header.get("type", "")))
+                cls = _builtin_exception(str(header.get("type", ""))[:100], header.get("mro"))
                 msg = str(header.get("msg", ""))[:2000]
                 return "raise", cls(msg)
             raise wire.WireError(f"unexpected reply {op!r}")
+
+    def _tag_tensor(self, tensor: Any) -> int:
+        tid = self.tensor_ids.get(id(tensor))
+        if tid is None:
+            tid = self.next_tid
+            self.next_tid += 1
+            self.tensor_ids[id(tensor)] = tid
+            self.tensors[tid] = tensor  # kept alive, so its id is never reused in this session
+        return tid
 
     def _apply_extra(self, extra: Any, sent: Any) -> None:
         import torch
@@ -537,11 +564,23 @@ class Session:
         if not isinstance(extra, dict):
             return
         for path, new in extra.get("writeback", []) or []:
+            if type(path) is not list or not path:
+                continue
             target = sent
-            try:
-                for key in path:
-                    target = target[key]
-            except (KeyError, IndexError, TypeError):
+            if path[0] == "t" and len(path) == 2:
+                target = self.tensors.get(path[1])
+            else:
+                try:
+                    for key in path:
+                        target = target[key]
+                except (KeyError, IndexError, TypeError):
+                    continue
+            if type(target) is list and type(new) is list:
+                target[:] = new
+                continue
+            if type(target) is dict and type(new) is dict:
+                target.clear()
+                target.update(new)
                 continue
             if isinstance(target, torch.Tensor) and isinstance(new, torch.Tensor):
                 with torch.no_grad():
@@ -576,21 +615,23 @@ class Session:
                 value = obj(*payload.get("args", []), **payload.get("kwargs", {}))
             else:
                 name = str(payload.get("name", ""))
-                if name.startswith("_"):
+                if name.startswith("_") and not _module_table(obj, name):
                     raise AttributeError(name)
                 value = getattr(obj, name)
                 if isinstance(value, types.ModuleType) or (
-                    callable(value) and not _safe_method(obj, name)
+                    callable(value) and not _safe_method(obj, name) and not _is_module(value)
                 ):
                     raise AttributeError(f"{name} is not available to student code")
             if _is_iterator(value):
                 value = list(itertools.islice(value, 100_000))
-            enc = wire.Encoder(self.to_ref)
+            enc = wire.Encoder(self.to_ref, self._tag_tensor)
             reply["value"] = enc.encode(value)
+            _add_clock(reply)
             wire.send_frame(self.sock, reply, enc.blobs)
         except Exception as exc:  # noqa: BLE001 - the student's call fails, we go on
             reply["error"] = f"{type(exc).__name__}: {exc}"[:2000]
             reply["value"] = None
+            _add_clock(reply)
             wire.send_frame(self.sock, reply, [])
 
     # -- convenience ----------------------------------------------------------------------------
@@ -609,13 +650,43 @@ SAFE_MODULE_METHODS = {
     "modules",
     "named_modules",
     "forward",
+    "load_state_dict",
 }
+
+
+MODULE_TABLES = {"_parameters", "_buffers", "_modules"}
 
 
 def _safe_method(owner: Any, name: str) -> bool:
     import torch
 
     return isinstance(owner, torch.nn.Module) and name in SAFE_MODULE_METHODS
+
+
+def _is_module(value: Any) -> bool:
+    """A grader's submodule (``module.q_proj``) reaches the student's code as a reference."""
+    import torch
+
+    return isinstance(value, torch.nn.Module)
+
+
+def _module_table(owner: Any, name: str) -> bool:
+    """``module._parameters`` and friends: plain tables a student's loop may read."""
+    import torch
+
+    return isinstance(owner, torch.nn.Module) and name in MODULE_TABLES
+
+
+def _active_clock() -> Any:
+    """The fake clock a checker is running (``grading_extra``'s), or None."""
+    module = sys.modules.get("course_lib.grading_extra")
+    return module.ACTIVE_CLOCK.get() if module is not None else None
+
+
+def _add_clock(header: dict) -> None:
+    clock = _active_clock()
+    if clock is not None:
+        header["clock"] = float(clock.now)
 
 
 def _is_iterator(value: Any) -> bool:
@@ -722,6 +793,7 @@ class RemoteObject:
         forbidden = current_forbidden.get()
         if forbidden:
             header["forbidden"] = {str(k): str(v) for k, v in forbidden.items()}
+        _add_clock(header)
         return self._session.request(header, (list(args), kwargs))
 
     def __getitem__(self, key: Any) -> Any:

@@ -110,8 +110,13 @@ def recv_frame(sock: socket.socket, max_frame: int = MAX_FRAME) -> tuple[dict, l
 class Encoder:
     """Turns a value into JSON + blobs; ``to_ref`` is asked for anything that is not data."""
 
-    def __init__(self, to_ref: Callable[[Any], dict]) -> None:
+    def __init__(
+        self,
+        to_ref: Callable[[Any], dict],
+        tensor_tag: Callable[[torch.Tensor], int] | None = None,
+    ) -> None:
         self.to_ref = to_ref
+        self.tensor_tag = tensor_tag  # names tensors the other side may write back into
         self.blobs: list[bytes] = []
 
     def blob(self, data: bytes) -> int:
@@ -176,21 +181,30 @@ class Encoder:
         flat = plain.reshape(-1)  # 0-d tensors cannot be viewed as bytes directly
         raw = flat.view(torch.uint8) if plain.numel() and plain.dtype != torch.uint8 else flat
         data = raw.numpy().tobytes() if plain.numel() else b""
-        return {
+        out = {
             "$": "tensor",
             "dtype": name,
             "shape": list(plain.shape),
             "rg": bool(value.requires_grad),
             "b": self.blob(data),
         }
+        if self.tensor_tag is not None:
+            out["tid"] = self.tensor_tag(value)
+        return out
 
 
 class Decoder:
     """Builds plain values from JSON + blobs; ``from_ref`` resolves handles."""
 
-    def __init__(self, blobs: list[bytes], from_ref: Callable[[dict], Any]) -> None:
+    def __init__(
+        self,
+        blobs: list[bytes],
+        from_ref: Callable[[dict], Any],
+        tensor_hook: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         self.blobs = blobs
         self.from_ref = from_ref
+        self.tensor_hook = tensor_hook  # sees every tensor tagged by the sender's tensor_tag
         self.count = 0
 
     def _blob(self, index: Any) -> bytes:
@@ -233,7 +247,11 @@ class Decoder:
                 raise WireError(f"bad float {v!r}")
             return float(v)
         if tag == "tensor":
-            return self._tensor(obj)
+            t = self._tensor(obj)
+            tid = obj.get("tid")
+            if self.tensor_hook is not None and type(tid) is int:
+                return self.tensor_hook(tid, t)
+            return t
         if tag == "nd":
             dtype = np.dtype(str(obj.get("dtype")))
             if dtype.kind not in NUMPY_KINDS:
@@ -308,8 +326,13 @@ def encode(value: Any, to_ref: Callable[[Any], dict]) -> tuple[Any, list[bytes]]
     return enc.encode(value), enc.blobs
 
 
-def decode(obj: Any, blobs: list[bytes], from_ref: Callable[[dict], Any]) -> Any:
-    return Decoder(blobs, from_ref).decode(obj)
+def decode(
+    obj: Any,
+    blobs: list[bytes],
+    from_ref: Callable[[dict], Any],
+    tensor_hook: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+) -> Any:
+    return Decoder(blobs, from_ref, tensor_hook).decode(obj)
 
 
 def socketpair() -> tuple[socket.socket, socket.socket]:

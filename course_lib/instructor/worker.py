@@ -13,6 +13,7 @@ it. The grader only ever reads plain data from it (see :mod:`course_lib.instruct
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
 import os
@@ -46,8 +47,8 @@ class _TrustedStub:
         return self._server.callback("cb_call", self._ref["id"], args=list(args), kwargs=kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
+        if name.startswith("_") and name not in ("_parameters", "_buffers", "_modules"):
+            raise AttributeError(name)  # the grader answers those three for modules only
         return self._server.callback("cb_getattr", self._ref["id"], name=name)
 
     def __repr__(self) -> str:
@@ -62,6 +63,12 @@ class Server:
         self.handles: dict[int, Any] = {}
         self.next_id = 1
         self.gens: dict[int, Any] = {}
+        # Tensors of the grader's objects (a module's parameters) the student's code was given,
+        # by the grader's tensor id: one local tensor per grader tensor (so ``id()`` and
+        # repeated reads agree), and its value when received, to send back what was changed.
+        self.trusted_tensors: dict[int, tuple[Any, Any]] = {}
+        self.clock_now: float | None = None  # the grader's fake clock, while one is running
+        self.depth = 0
 
     # -- encoding ---------------------------------------------------------------------------
     def to_ref(self, obj: Any) -> dict:
@@ -147,7 +154,13 @@ class Server:
 
     def decode(self, obj: Any, blobs: list[bytes]) -> Any:
         self._blobs = blobs
-        return self.wire.decode(obj, blobs, self.from_ref)
+        return self.wire.decode(obj, blobs, self.from_ref, self._trusted_tensor)
+
+    def _trusted_tensor(self, tid: int, tensor: Any) -> Any:
+        if tid in self.trusted_tensors:
+            return self.trusted_tensors[tid][0]
+        self.trusted_tensors[tid] = (tensor, tensor.detach().clone())
+        return tensor
 
     def send(self, header: dict, value: Any = None, *, has_value: bool = False) -> None:
         blobs: list[bytes] = []
@@ -169,6 +182,8 @@ class Server:
         while True:  # the grader may call back into us while computing the answer
             header, blobs = self.wire.recv_frame(self.sock)
             if header.get("op") == "cb_result":
+                if isinstance(header.get("clock"), int | float):
+                    self.clock_now = float(header["clock"])
                 result = self.decode(header.get("value"), blobs)
                 if "error" in header:
                     raise RuntimeError(str(header["error"])[:ERR_LIMIT])
@@ -228,6 +243,7 @@ class Server:
         header = {
             "op": "error",
             "type": type(exc).__name__[:100],
+            "mro": [c.__name__[:100] for c in type(exc).__mro__][:16],
             "msg": _short(str(exc)),
             "tb": _short("".join(traceback.format_exception(exc)), 8000),
         }
@@ -235,48 +251,83 @@ class Server:
         self.wire.send_frame(self.sock, header, [])
 
     def do_call(self, header: dict, target: Any, args: Any) -> None:
+        self.depth += 1
+        try:
+            with self._clock(header.get("clock")):
+                self._do_call(header, target, args)
+        finally:
+            self.depth -= 1
+            if self.depth == 0:
+                self.trusted_tensors = {}
+                self.clock_now = None
+
+    @contextlib.contextmanager
+    def _clock(self, now: Any) -> Any:
+        """The grader's fake clock, read here: the same clocks patched as in the notebook."""
+        if not isinstance(now, int | float) or isinstance(now, bool):
+            yield
+            return
+        from course_lib.grading_extra import _CLOCKS
+
+        self.clock_now = float(now)
+        saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in _CLOCKS]
+        try:
+            for owner, attr, factor in _CLOCKS:
+                if factor == 1.0:
+                    setattr(owner, attr, lambda: self.clock_now)
+                else:
+                    setattr(owner, attr, lambda f=factor: int(round(self.clock_now * f)))
+            yield
+        finally:
+            for owner, attr, original in saved:
+                setattr(owner, attr, original)
+
+    def _do_call(self, header: dict, target: Any, args: Any) -> None:
         import torch
 
         call_args, call_kwargs = args
         snapshot = _tensors(call_args, call_kwargs)
         before = [(path, t.detach().clone()) for path, t in snapshot]
-        forbidden = header.get("forbidden") or {}
+        containers = _containers(call_args, call_kwargs)
+        forbidden = {str(k): str(v) for k, v in dict(header.get("forbidden") or {}).items()}
         name = str(header.get("name") or getattr(target, "__name__", "your code"))
-        usable = {}
-        for path, why in forbidden.items():
-            try:
-                self.G._targets(path)
-                usable[path] = why
-            except Exception:  # noqa: BLE001 - a hidden reference module cannot be called
-                continue
-        violation = None
-        identity = self.G._forbidden_identity(target, usable, name) if usable else None
+        blocker = _Blocker(self.G, forbidden, target, name)
         error: BaseException | None = None
         result = None
-        if identity:
-            violation = identity
-        else:
+        violation = blocker.identity()
+        if violation is None:
             sink = io.StringIO()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 saved = sys.stdout, sys.stderr
                 sys.stdout = sys.stderr = sink
                 try:
-                    with self.G.forbid(usable, fn=target, name=name) as violations:
+                    with blocker:
                         try:
                             result = target(*call_args, **call_kwargs)
                         except self.G._ForbiddenCall as exc:
                             violation = str(exc.args[0])
                         except BaseException as exc:  # noqa: BLE001 - reported to the grader
                             error = exc
-                    if violations and violation is None:
-                        violation = violations[0] + " (and the error was caught inside your code)"
+                    if blocker.violations and violation is None:
+                        violation = (
+                            blocker.violations[0] + " (and the error was caught inside your code)"
+                        )
                 finally:
                     sys.stdout, sys.stderr = saved
         writeback = []
         for (path, t), (_, old) in zip(snapshot, before):
             if t.shape != old.shape or t.dtype != old.dtype or not torch.equal(t.detach(), old):
                 writeback.append([path, t.detach().clone()])
+        written: list[list] = []
+        for path, obj, old in containers:
+            if any(path[: len(w)] == w for w in written) or not _container_changed(obj, old):
+                continue
+            written.append(path)
+            writeback.append([path, obj])
+        for tid, (t, old) in self.trusted_tensors.items():
+            if t.shape != old.shape or t.dtype != old.dtype or not torch.equal(t.detach(), old):
+                writeback.append([["t", tid], t.detach().clone()])
         gens = []
         for gid, (kind, g) in self.gens.items():
             if kind == "torch":
@@ -297,6 +348,7 @@ class Server:
             header = {
                 "op": "error",
                 "type": type(error).__name__[:100],
+                "mro": [c.__name__[:100] for c in type(error).__mro__][:16],
                 "msg": _short(str(error)),
                 "tb": _short("".join(traceback.format_exception(error)), 8000),
             }
@@ -309,6 +361,109 @@ class Server:
         header["value"] = enc.encode(self._materialise(result))
         header["extra"] = enc.encode({"writeback": writeback, "gens": gens})
         self.wire.send_frame(self.sock, header, enc.blobs)
+
+
+class _Blocker:
+    """The checker's forbidden names, resolved and blocked *here*, where the student's code
+    runs, while one call lasts: every rule whose package this process has loaded (the student
+    imported it, at the top of a cell or earlier), and any rule whose package the call itself
+    imports (``from sklearn.metrics import f1_score`` inside the function body)."""
+
+    def __init__(self, grading: Any, forbidden: dict[str, str], target: Any, name: str) -> None:
+        self.G, self.target, self.name = grading, target, name
+        self.pending = dict(forbidden)
+        self.violations: list[str] = []
+        self.stack = contextlib.ExitStack()
+        self.real_import: Any = None
+
+    def _take_loaded(self) -> dict[str, str]:
+        usable = {}
+        for path in [p for p in self.pending if p.split(".")[0] in sys.modules]:
+            why = self.pending.pop(path)
+            try:
+                self.G._targets(path)
+            except Exception:  # noqa: BLE001 - not importable here (a hidden reference module)
+                continue
+            usable[path] = why
+        return usable
+
+    def identity(self) -> str | None:
+        """The graded name *is* a forbidden object (``f1 = sklearn.metrics.f1_score``)."""
+        self.usable = self._take_loaded()
+        if not self.usable:
+            return None
+        return self.G._forbidden_identity(self.target, self.usable, self.name)
+
+    def _block(self, usable: dict[str, str]) -> None:
+        if usable:
+            found = self.stack.enter_context(self.G.forbid(usable, fn=self.target, name=self.name))
+            self._lists.append(found)
+
+    def __enter__(self) -> _Blocker:
+        import builtins
+
+        self._lists: list[list[str]] = []
+        self._block(self.usable)
+        if self.pending:
+            self.real_import = real = builtins.__import__
+
+            depth = [0]
+
+            def hooked(*args: Any, **kwargs: Any) -> Any:
+                depth[0] += 1
+                try:
+                    module = real(*args, **kwargs)
+                finally:
+                    depth[0] -= 1
+                if self.pending and depth[0] == 0:  # a package is whole only when all is done
+                    self._block(self._take_loaded())
+                return module
+
+            builtins.__import__ = hooked
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import builtins
+
+        if self.real_import is not None:
+            builtins.__import__ = self.real_import
+        self.stack.close()
+        self.violations = [v for found in self._lists for v in found]
+
+
+def _containers(args: Any, kwargs: Any) -> list[tuple[list, Any, Any]]:
+    """The lists and dicts among the arguments, outermost first, with shallow copies: a
+    function that changes one in place (``ids[i : i + 2] = [idx]``) changes the grader's."""
+    found: list[tuple[list, Any, Any]] = []
+
+    def walk(value: Any, path: list, depth: int) -> None:
+        if depth > 16 or len(found) > 10_000:
+            return
+        if type(value) is list:
+            if path:
+                found.append((path, value, list(value)))
+            for i, v in enumerate(value):
+                walk(v, path + [i], depth + 1)
+        elif type(value) is tuple:
+            for i, v in enumerate(value):
+                walk(v, path + [i], depth + 1)
+        elif type(value) is dict:
+            if path:
+                found.append((path, value, dict(value)))
+            for k, v in value.items():
+                if type(k) in (str, int):
+                    walk(v, path + [k], depth + 1)
+
+    walk(list(args), [0], 0)
+    for k, v in kwargs.items():
+        walk(v, [1, k], 1)
+    return [(p, v, old) for p, v, old in found if len(p) > 1]
+
+
+def _container_changed(obj: Any, old: Any) -> bool:
+    if type(obj) is list:
+        return len(obj) != len(old) or any(a is not b for a, b in zip(obj, old))
+    return obj.keys() != old.keys() or any(obj[k] is not old[k] for k in obj)
 
 
 def _tensors(args: Any, kwargs: Any) -> list[tuple[list, Any]]:
@@ -343,7 +498,12 @@ def _run_chunks(chunks: list[dict], ns: dict, ctl: socket.socket, wire: Any) -> 
             code = compile(chunk["source"], f"<cell {chunk['id']}>", "exec")
             exec(code, ns)  # noqa: S102 - this is the sandbox: running student code is its job
         except BaseException as exc:  # noqa: BLE001 - SystemExit and friends too
-            errors[chunk["id"]] = _short(f"{type(exc).__name__}: {exc}", 500)
+            name = f"<cell {chunk['id']}>"
+            lines = [
+                f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == name
+            ]
+            where = f" (line {lines[-1]})" if lines and not isinstance(exc, SyntaxError) else ""
+            errors[chunk["id"]] = _short(f"{type(exc).__name__}: {exc}{where}", 500)
         finally:
             sys.stdout, sys.stderr = saved
             sink.seek(0)

@@ -142,7 +142,7 @@ def build(assignment_id: str) -> tuple[SourceAssignment, list[Case]]:
             _set(honest, last, f"from course_lib.{module} import {last}\n"),
             "full-last",
             "partial",
-            ["reference_use:" + last],
+            ["reference_mention:" + last],
             note="imports the reference implementation as its answer",
         )
     )
