@@ -335,6 +335,10 @@ def prepare(inputs: ClassInputs, source_dir: Path) -> ClassOptions:
     return options
 
 
+# Statuses of a submission whose notebook was read and run (its code and answers exist).
+READABLE_STATUSES = frozenset({"graded", "partial", "timeout", "crashed"})
+
+
 def finish(
     out: Path,
     results: list[dict],
@@ -347,9 +351,14 @@ def finish(
     from course_lib.instructor import formgrade, manual, similarity
     from course_lib.instructor import notebooks as nbk
 
-    aids = sorted({r["assignment_id"] for r in results})
+    # Only submissions whose notebook the engine read: a folder refused for its id or a link,
+    # or one the grader failed on, is never opened again here.
+    readable = [r for r in results if r.get("status") in READABLE_STATUSES]
+    aids = sorted(
+        {r["assignment_id"] for r in results if (source_dir / r["assignment_id"]).is_dir()}
+    )
     sources = {a: nbk.load_source(source_dir / a / f"{a}.ipynb", a) for a in aids}
-    sim_flags, links = similarity.run(results, sources, out, inputs.similarity_threshold)
+    sim_flags, links = similarity.run(readable, sources, out, inputs.similarity_threshold)
     options.similarity = sim_flags
     rows = class_rows(results, options, late_mod.submission_times(submissions))
     written: dict[str, list] = {}
@@ -359,7 +368,7 @@ def finish(
             continue
         written[aid] = cells
         by_student = {}
-        for r in results:
+        for r in readable:
             if r["assignment_id"] != aid:
                 continue
             folder = submissions / r["student_id"] / aid
