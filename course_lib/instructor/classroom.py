@@ -355,7 +355,11 @@ def finish(
     # or one the grader failed on, is never opened again here.
     readable = [r for r in results if r.get("status") in READABLE_STATUSES]
     aids = sorted(
-        {r["assignment_id"] for r in results if (source_dir / r["assignment_id"]).is_dir()}
+        {
+            a
+            for a in (r["assignment_id"] for r in results)
+            if a and (source_dir / a / f"{a}.ipynb").is_file()
+        }
     )
     sources = {a: nbk.load_source(source_dir / a / f"{a}.ipynb", a) for a in aids}
     sim_flags, links = similarity.run(readable, sources, out, inputs.similarity_threshold)
