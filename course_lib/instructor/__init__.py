@@ -11,6 +11,7 @@ This module stays light: the ``course`` command imports it to add its subcommand
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -21,15 +22,22 @@ def _grade_cmd(args: argparse.Namespace) -> int:
 
     limits = Limits(timeout=args.timeout, memory_mb=args.memory_mb)
     try:
-        results = grade(
-            Path(args.submissions),
-            Path(args.out),
-            jobs=args.jobs,
-            limits=limits,
-            source_dir=Path(args.source),
-            assignments=args.assignment or None,
-            db_url=args.db,
-        )
+        with contextlib.ExitStack() as stack:
+            runner = None
+            if args.scheduler:  # connected before anything is written
+                from course_lib.instructor.distributed import DaskRunner
+
+                runner = stack.enter_context(DaskRunner(args.scheduler))
+            results = grade(
+                Path(args.submissions),
+                Path(args.out),
+                jobs=args.jobs,
+                limits=limits,
+                source_dir=Path(args.source),
+                assignments=args.assignment or None,
+                db_url=args.db,
+                runner=runner,
+            )
     except (GradingSetupError, RuntimeError) as exc:
         print(f"course grade: {exc}", file=sys.stderr)
         return 2
@@ -84,6 +92,14 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("submissions", help="the submitted/ folder or a .zip of it")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--jobs", type=_positive(int), default=1, help="submissions graded at once")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        help=(
+            "grade on a Dask cluster instead of --jobs: tcp://HOST:PORT of a `dask scheduler`, "
+            "or local:N for N worker processes on this machine"
+        ),
+    )
     p.add_argument(
         "--timeout",
         type=_positive(float),

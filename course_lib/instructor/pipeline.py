@@ -175,8 +175,12 @@ def grade(
     assignments: list[str] | None = None,
     db_url: str | None = None,
     log: Any = None,
+    runner: Any = None,
 ) -> list[dict]:
-    """Grade every submission; write OUT/grades.csv, feedback, report and the gradebook."""
+    """Grade every submission; write OUT/grades.csv, feedback, report and the gradebook.
+
+    ``runner(todo, log)``, when given, grades instead of the ``--jobs`` pool and yields
+    ``(task, result)`` as results arrive (:class:`.distributed.DaskRunner`)."""
     from course_lib.instructor import report
 
     limits = limits or Limits()
@@ -241,9 +245,10 @@ def grade(
             )
         log(
             f"{len(entries)} submissions: {len(results)} unchanged, {len(todo)} to grade "
-            f"with {jobs} job(s)"
+            + (f"on {runner.describe}" if runner is not None else f"with {jobs} job(s)")
         )
-        for task, result in _run_pool(todo, jobs, log):
+        results_stream = runner(todo, log) if runner is not None else _run_pool(todo, jobs, log)
+        for task, result in results_stream:
             results[(task["student_id"], task["assignment_id"])] = result
             write_atomic(Path(task["state"]), json.dumps({"key": task["key"], "result": result}))
         ordered = [results[(s, a)] for s, a, _ in entries]
