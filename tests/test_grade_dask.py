@@ -222,6 +222,26 @@ def test_real_scheduler_and_two_workers_grade_like_jobs(
     assert all(len(shas) == 1 for shas in ran.values()), ran  # each worker got the source
 
 
+def test_workers_grade_with_the_clients_seed(cluster: DaskProcesses) -> None:
+    def probe(seed: str) -> tuple[int, int, int]:
+        import os
+
+        from course_lib import grading
+        from course_lib.instructor.distributed import seeded
+
+        os.environ[grading.SEED_ENV] = "7"  # whatever the worker was started with
+        with seeded(seed):
+            inside = grading.grading_seed()
+        after = grading.grading_seed()
+        del os.environ[grading.SEED_ENV]
+        return inside, after, grading.DEFAULT_SEED
+
+    inside, after, _ = cluster.monitor.submit(probe, "31337", pure=False).result(timeout=60)
+    assert (inside, after) == (31337, 7)
+    inside, after, default = cluster.monitor.submit(probe, "", pure=False).result(timeout=60)
+    assert (inside, after) == (default, 7)
+
+
 def test_an_interrupted_client_resumes_from_what_it_wrote(
     corpus: dict, cluster: DaskProcesses
 ) -> None:

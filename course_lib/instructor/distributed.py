@@ -42,6 +42,8 @@ import course_lib
 
 RETRIES = 2  # a task that raised on a worker is tried this many more times
 CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler
+WORKER_WAIT = 120.0  # seconds to wait for a first worker
+PLUGIN_PREFIX = "course-grade-"
 LOCAL_SPEC = re.compile(r"^local:(\d+)$")
 
 log_worker = logging.getLogger("course_lib.grading_worker")
@@ -166,8 +168,10 @@ class GradingPlugin(WorkerPlugin):  # type: ignore[misc,valid-type]
         self.wanted = wanted
         self.sources = sources
         self.shas = shas
-        key = hashlib.sha256(repr((sorted(wanted.items()), sorted(shas.items()))).encode())
-        self.name = f"course-grade-{key.hexdigest()[:16]}"
+        key = hashlib.sha256(repr((wanted["torch"], sorted(shas.items()))).encode())
+        # The same for every run of this class with this code, so that a run removes what a
+        # killed client of the same class left registered.
+        self.name = f"{PLUGIN_PREFIX}{wanted['code_version']}-{key.hexdigest()[:12]}"
         self.idempotent = True
 
     def setup(self, worker: Any) -> None:
@@ -184,6 +188,27 @@ class GradingPlugin(WorkerPlugin):  # type: ignore[misc,valid-type]
                 return
         _prepare_process()
         _load_sources(self.sources)
+
+
+@contextlib.contextmanager
+def seeded(seed: str) -> Iterator[None]:
+    """The client's ``COURSE_GRADING_SEED`` in this worker's environment while one submission
+    is graded (the hidden tests read it there; workers do not inherit the client's
+    environment)."""
+    from course_lib.grading import SEED_ENV
+
+    before = os.environ.get(SEED_ENV)
+    if seed:
+        os.environ[SEED_ENV] = seed
+    else:
+        os.environ.pop(SEED_ENV, None)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SEED_ENV, None)
+        else:
+            os.environ[SEED_ENV] = before
 
 
 def grade_remote(payload: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +234,7 @@ def grade_remote(payload: dict[str, Any]) -> dict[str, Any]:
                 f.truncate(payload["oversize"])
         elif payload["notebook"] is not None:
             notebook.write_bytes(payload["notebook"])
-        with _GRADE_LOCK:
+        with _GRADE_LOCK, seeded(payload["seed"]):
             result = grade_notebook(
                 source,
                 notebook,
@@ -250,6 +275,7 @@ def _payload(task: dict, shas: dict[str, str], wanted: dict[str, Any]) -> dict[s
         "hidden_modules": task["hidden_modules"],
         "code_version": wanted["code_version"],
         "torch": wanted["torch"],
+        "seed": os.environ.get("COURSE_GRADING_SEED", ""),  # as the pipeline's state key reads it
     }
 
 
@@ -330,7 +356,13 @@ class DaskRunner:
         """Ask every worker what it runs; log each refused one; return the client's identity.
         Raises :class:`SchedulerError` when no worker may grade."""
         wanted = worker_identity()
-        self.client.wait_for_workers(1, timeout=60)
+        try:
+            self.client.wait_for_workers(1, timeout=WORKER_WAIT)
+        except TimeoutError:
+            raise SchedulerError(
+                f"no Dask worker joined {self.scheduler} within {WORKER_WAIT:g} s: start some "
+                f"with `dask worker {self.scheduler} --nthreads 1`; nothing was graded"
+            ) from None
         answers = self.client.run(worker_identity, on_error="return")
         ok, no_bwrap = [], []
         for address, mine in sorted(answers.items()):
@@ -377,12 +409,25 @@ class DaskRunner:
         shas = {aid: hashlib.sha256(b).hexdigest() for aid, b in by_aid.items()}
         path_sha = {p: shas[Path(p).parent.name] for p in paths}
         plugin = GradingPlugin(wanted, by_aid, shas)
+        self._remove_stale_plugins(wanted["code_version"], log)
         self.client.register_plugin(plugin)
         try:
             yield from self._stream(todo, log, wanted, path_sha)
         finally:  # a worker that joins later must not load this run's sources
             with contextlib.suppress(Exception):
                 self.client.unregister_worker_plugin(plugin.name)
+
+    def _remove_stale_plugins(self, version: str, log: Callable[[str], None]) -> None:
+        """Unregister plugins left by killed clients with other grading code: they would refuse
+        every worker of this version that joins later."""
+        names = self.client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.worker_plugins)
+        )
+        for name in names:
+            if name.startswith(PLUGIN_PREFIX) and not name.startswith(PLUGIN_PREFIX + version):
+                log(f"removing {name}, left on the scheduler by a client with other grading code")
+                with contextlib.suppress(Exception):
+                    self.client.unregister_worker_plugin(name)
 
     def _stream(
         self,
