@@ -69,7 +69,7 @@ def dask_processes(n_workers: int, log_dir: Path) -> Iterator[str]:
 
     dask = str(Path(sys.executable).parent / "dask")
     address = f"tcp://127.0.0.1:{_free_port()}"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # PYTHONPATH: see measure()
     procs = []
 
     def start(name: str, cmd: list[str]) -> None:
@@ -285,14 +285,11 @@ def measure_class(
 
 
 def measure(*, quick: bool = False, log: Callable[[str], None] = print) -> dict:
-    import cloudpickle
     from run import paired_ratios, summarize
 
-    # The tasks below are this module's functions: send them by value, so that `dask worker`
-    # processes need not find benchmarks/ on their path.
-    if __name__ != "__main__":
-        cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
+    # The tasks below are this module's functions: worker processes import it by name.
+    path_before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BENCH_DIR), path_before) if p)
     n_subs, rounds, n_tiny, n_class, rate = EFFORT["quick" if quick else "full"]
     work = Path(tempfile.mkdtemp(prefix="bench-dask-"))
     try:
@@ -306,6 +303,10 @@ def measure(*, quick: bool = False, log: Callable[[str], None] = print) -> dict:
         sim = measure_class(n_class, rate, per_nb_1, work, log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if path_before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = path_before
     speed = summarize(paired_ratios(s["dask, 1 worker"], s["dask, 2 workers"]))
     vs_jobs = summarize(paired_ratios(s["dask, 2 workers"], s["--jobs 2"]))
     overhead_ms = 1000 * (over["dask"] - over["pool"])

@@ -322,7 +322,7 @@ class DaskRunner:
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
             )
-            self.client = distributed.Client(self.cluster)
+            self.client = distributed.Client(self.cluster, set_as_default=False)
             self.describe = f"a local Dask cluster of {n} worker process(es)"
             return self
         if not self.scheduler.startswith(("tcp://", "tls://")):
@@ -330,6 +330,8 @@ class DaskRunner:
                 f"--scheduler {self.scheduler!r}: expected tcp://HOST:PORT, tls://HOST:PORT "
                 "or local:N"
             )
+        # The client's own "failed to reconnect" log line would repeat the one line we print.
+        logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
         try:
             self.client = distributed.Client(
                 self.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False

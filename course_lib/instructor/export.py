@@ -154,6 +154,10 @@ def _write_gradebook(
     db_url: str, results: list[dict], sources: dict[str, SourceAssignment]
 ) -> None:
     gb = _gradebook(db_url)
+    # nbgrader commits after every call; one transaction for the whole write instead: a reader
+    # sees all of it or none, and the disk syncs once, not once per student (many times faster).
+    commit = gb.db.commit
+    gb.db.commit = gb.db.flush
     try:
         warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's own SAWarning
         for aid, src in sources.items():
@@ -177,8 +181,12 @@ def _write_gradebook(
             submission.extra_credit = None
             nb = gb.find_submission_notebook(aid, aid, sid)
             nb.flagged = bool(r["flags"])
-        gb.db.commit()
+        commit()
+    except BaseException:
+        gb.db.rollback()
+        raise
     finally:
+        gb.db.commit = commit
         gb.close()
 
 
