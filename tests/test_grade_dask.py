@@ -9,6 +9,7 @@ also when a worker is SIGKILLed mid-task or the client is killed and re-run.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -214,12 +215,16 @@ def test_real_scheduler_and_two_workers_grade_like_jobs(
     with _runner(cluster.address) as runner:
         _grade(corpus["subs"], out, runner)
     assert (out / "grades.csv").read_bytes() == corpus["csv"]
-    ran = cluster.monitor.run(
-        lambda: sorted(
-            __import__("course_lib.instructor.distributed").instructor.distributed._SOURCES
-        )
-    )
-    assert all(len(shas) == 1 for shas in ran.values()), ran  # each worker got the source
+
+    def loaded() -> list[str]:
+        from course_lib.instructor import distributed
+
+        return sorted(distributed._SOURCES)
+
+    source = ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    ran = cluster.monitor.run(loaded)
+    assert ran == {address: [sha] for address in ran} and len(ran) == 2  # checked, loaded once
 
 
 def test_workers_grade_with_the_clients_seed(cluster: DaskProcesses) -> None:
