@@ -10,10 +10,11 @@ against T, log–log, with the fitted exponent)::
 
 Pieces (``--only``): ``book`` (book_build.py), ``grading`` (grading_throughput.py, helper
 script of ``course grade``), ``check`` (check_latency.py), ``reference`` and ``gpu``
-(reference_vs_torch.py). Every figure is a median over repeats with its interquartile range
-(IQR); every comparison is a ratio of two contenders timed in the same run, interleaved
-(A B B A …), and the ratio is the median of the per-round ratios, so that a burst of load from
-another process hits both contenders of a round rather than one of them.
+(reference_vs_torch.py), ``dask`` (dask_scaling.py: ``course grade --scheduler``). Every
+figure is a median over repeats with its interquartile range (IQR); every comparison is a ratio
+of two contenders timed in the same run, interleaved (A B B A …), and the ratio is the median of
+the per-round ratios, so that a burst of load from another process hits both contenders of a
+round rather than one of them.
 
 Each piece returns a *section*, a plain dict::
 
@@ -49,7 +50,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
-PIECES = ("book", "grading", "check", "reference", "gpu")
+PIECES = ("book", "grading", "check", "reference", "gpu", "dask")
 DEFAULT_OUT = BENCH_DIR / "results.md"
 # The GPU piece as last measured on a lent GPU machine (`--only gpu --json ...` there); a run on
 # a machine without a GPU shows it, marked as recorded elsewhere, instead of nothing.
@@ -499,6 +500,7 @@ TITLES = {
     "check": "3. Student check latency",
     "reference": "4. Reference code against PyTorch (CPU)",
     "gpu": "5. Attention on a GPU",
+    "dask": "6. Grading on a Dask cluster",
 }
 
 
@@ -521,6 +523,10 @@ def run_piece(key: str, *, quick: bool, device: str, log: Callable[[str], None])
             import reference_vs_torch
 
             section = reference_vs_torch.measure_cpu(quick=quick, log=log)
+        elif key == "dask":
+            import dask_scaling
+
+            section = dask_scaling.measure(quick=quick, log=log)
         else:
             import reference_vs_torch
 

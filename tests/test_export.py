@@ -245,3 +245,59 @@ def postgres():
 @pytest.mark.slow
 def test_export_to_postgresql(postgres: str, results_dir: Path, tmp_path: Path) -> None:
     _check_round_trip(postgres, results_dir, tmp_path)
+
+
+_WRITER = """
+import json, sys
+from pathlib import Path
+from course_lib.instructor import export
+from course_lib.instructor.notebooks import load_source
+url, results, source = sys.argv[1], json.loads(Path(sys.argv[2]).read_text()), Path(sys.argv[3])
+aid = source.parent.name
+export.write_gradebook(url, results, {aid: load_source(source, aid)})
+"""
+
+
+@pytest.mark.slow
+def test_concurrent_exports_to_one_postgresql_gradebook(postgres: str, tmp_path: Path) -> None:
+    """Three machines export three assignments of the same students at once: every writer
+    succeeds (each waits for the others' turn) and every score lands once."""
+    sources = [load_source(p, p.parent.name) for p in SOURCES[:3]]
+    assert len(sources) == 3
+    students = ["ann", "ben", "cy", "dee"]
+    expected, procs = {}, []
+    for k, src in enumerate(sources):
+        results = []
+        for i, student in enumerate(students):
+            passed = (i + k) % (len(src.tests) + 1)
+            cells = [
+                {
+                    "grade_id": t.grade_id,
+                    "owner": t.owner,
+                    "points": t.points if j < passed else 0.0,
+                    "max_points": t.points,
+                    "status": "passed" if j < passed else "failed",
+                    "message": "",
+                }
+                for j, t in enumerate(src.tests)
+            ]
+            r = dict(_result(student, 0, []), assignment_id=src.assignment_id, cells=cells)
+            r.update(score=sum(c["points"] for c in cells), max_score=src.max_score)
+            results.append(r)
+            expected[(src.assignment_id, student)] = r["score"]
+        path = tmp_path / f"{src.assignment_id}.json"
+        path.write_text(json.dumps(results))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", _WRITER, postgres, str(path), str(src.path)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+        )
+    for proc in procs:
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+    got = {(r["assignment"], r["student_id"]): r["score"] for r in export.read_gradebook(postgres)}
+    assert got == pytest.approx(expected)

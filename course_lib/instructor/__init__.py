@@ -11,6 +11,7 @@ This module stays light: the ``course`` command imports it to add its subcommand
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -59,16 +60,23 @@ def _grade_cmd(args: argparse.Namespace) -> int:
         if submissions.is_file() and zipfile.is_zipfile(submissions):
             tmp = Path(tempfile.mkdtemp(prefix="course-class-"))
             submissions = _unzip(submissions, tmp)
-        results = grade(
-            submissions,
-            Path(args.out),
-            jobs=args.jobs,
-            limits=limits,
-            source_dir=Path(args.source),
-            assignments=args.assignment or None,
-            db_url=args.db,
-            allow_default_seed=args.allow_default_seed,
-        )
+        with contextlib.ExitStack() as stack:
+            runner = None
+            if args.scheduler:  # connected before anything is written
+                from course_lib.instructor.distributed import DaskRunner
+
+                runner = stack.enter_context(DaskRunner(args.scheduler))
+            results = grade(
+                submissions,
+                Path(args.out),
+                jobs=args.jobs,
+                limits=limits,
+                source_dir=Path(args.source),
+                assignments=args.assignment or None,
+                db_url=args.db,
+                allow_default_seed=args.allow_default_seed,
+                runner=runner,
+            )
         rows = classroom.finish(
             Path(args.out), results, submissions, Path(args.source), options, inputs
         )
@@ -234,6 +242,14 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("submissions", help="the submitted/ folder or a .zip of it")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--jobs", type=_positive(int), default=1, help="submissions graded at once")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        help=(
+            "grade on a Dask cluster instead of --jobs: tcp://HOST:PORT of a `dask scheduler`, "
+            "or local:N for N worker processes on this machine"
+        ),
+    )
     p.add_argument(
         "--timeout",
         type=_positive(float),

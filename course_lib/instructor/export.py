@@ -8,6 +8,7 @@ nbgrader's own tools (formgrader, ``nbgrader export``) read them too.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import importlib.util
@@ -18,7 +19,7 @@ import re
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from course_lib.instructor.notebooks import SourceAssignment, load_source
@@ -106,9 +107,57 @@ def _gradebook(db_url: str):
         nbgrader.api.get_alembic_version = original
 
 
+# Any constant: the PostgreSQL advisory lock that gradebook writers take in turn.
+WRITER_LOCK_KEY = 0x636F75727365  # "course"
+
+
+@contextlib.contextmanager
+def one_writer_at_a_time(db_url: str) -> Iterator[None]:
+    """Hold the gradebook's writer lock: several ``course export`` or ``course grade`` runs, on
+    several machines, may write one gradebook at once and each waits for the others' turn
+    (nbgrader creates the schema and each student with separate statements, which collide
+    when two writers run them together). PostgreSQL: an advisory lock on a connection of its
+    own, released when it closes, even if this process dies; SQLite: an exclusive lock on a
+    file next to the database."""
+    url = _driver_url(db_url)
+    if url.startswith(("postgresql", "postgres:")):
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": WRITER_LOCK_KEY})
+                conn.commit()
+                yield
+        finally:
+            engine.dispose()
+    elif url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+        import fcntl
+
+        path = Path(url[len("sqlite:///") :])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+    else:
+        yield
+
+
 def write_gradebook(db_url: str, results: list[dict], sources: dict[str, SourceAssignment]) -> None:
-    """Record every result: assignment, notebook and grade cells, then one submission each."""
+    """Record every result: assignment, notebook and grade cells, then one submission each
+    (nbgrader's update-or-create, keyed by student and assignment), one writer at a time."""
+    with one_writer_at_a_time(db_url):
+        _write_gradebook(db_url, results, sources)
+
+
+def _write_gradebook(
+    db_url: str, results: list[dict], sources: dict[str, SourceAssignment]
+) -> None:
     gb = _gradebook(db_url)
+    # nbgrader commits after every call; one transaction for the whole write instead: a reader
+    # sees all of it or none, and the disk syncs once, not once per student (many times faster).
+    commit = gb.db.commit
+    gb.db.commit = gb.db.flush
     try:
         warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's own SAWarning
         for aid, src in sources.items():
@@ -132,8 +181,12 @@ def write_gradebook(db_url: str, results: list[dict], sources: dict[str, SourceA
             submission.extra_credit = None
             nb = gb.find_submission_notebook(aid, aid, sid)
             nb.flagged = bool(r["flags"])
-        gb.db.commit()
+        commit()
+    except BaseException:
+        gb.db.rollback()
+        raise
     finally:
+        gb.db.commit = commit
         gb.close()
 
 

@@ -327,9 +327,12 @@ def grade(
     db_url: str | None = None,
     log: Any = None,
     allow_default_seed: bool = False,
+    runner: Any = None,
 ) -> list[dict]:
     """Grade every submission; write OUT/grades.csv, feedback, report and the gradebook.
 
+    ``runner(todo, log)``, when given, grades instead of the ``--jobs`` pool and yields
+    ``(task, result)`` as results arrive (:class:`.distributed.DaskRunner`).
     Raises :class:`GradingSetupError` for bad inputs (nothing graded), :class:`Interrupted` on
     Ctrl-C (finished results kept for the next run)."""
     from course_lib.instructor import report
@@ -405,7 +408,8 @@ def grade(
             )
         log(
             f"{len(gradable)} submissions: {len(gradable) - len(todo)} unchanged, "
-            f"{len(todo)} to grade with {jobs} job(s)"
+            f"{len(todo)} to grade "
+            + (f"on {runner.describe}" if runner is not None else f"with {jobs} job(s)")
         )
 
         def record(task: dict, result: dict) -> None:
@@ -415,7 +419,11 @@ def grade(
                     Path(task["state"]), json.dumps({"key": task["key"], "result": result})
                 )
 
-        _run_pool(todo, jobs, log, record)
+        if runner is not None:
+            for task, result in runner(todo, log):
+                record(task, result)
+        else:
+            _run_pool(todo, jobs, log, record)
         ordered = [results[(e.student, e.assignment)] for e in entries]
         _scrub_seed(ordered, seed)
         write_csv(out / "grades.csv", ordered)

@@ -1,0 +1,410 @@
+"""``course grade --scheduler``: how grading on a Dask cluster scales, and what the client costs.
+
+Three measurements, in one run on this machine (``make bench`` runs them as the ``dask`` piece;
+alone: ``.venv/bin/python benchmarks/dask_scaling.py [--quick]``):
+
+1. **1 vs 2 workers.** A real ``dask scheduler`` with one ``dask worker`` and another with two,
+   started here on 127.0.0.1 and warmed up (torch imported), grade the same honest submissions;
+   ``course grade --jobs 2`` grades them too, in rounds with the order rotated. Ratio: 2 workers
+   over 1.
+2. **Per-task overhead of Dask over ``--jobs``.** The same tiny task (a notebook's bytes in, a
+   result-sized dict out, no grading) sent N times through the two-worker cluster and through a
+   two-process ``ProcessPoolExecutor`` (what ``--jobs 2`` uses): the difference per task.
+3. **A class of 12,000.** The whole ``course grade`` pipeline (discovery, state keys, the bytes
+   sent, each result's atomic state file, then grades.csv, feedback, report and gradebook) on
+   12,000 submissions, with a fake grading task that sleeps the per-notebook time measured in 1
+   and returns a real result, on a LocalCluster with many threads, at a rate of results per
+   second above what 50 workers of 2 cores would deliver. The run's time not spent in the
+   sleeping tasks (``1 - ideal / wall``) is the client's bookkeeping, Dask's scheduling and the
+   output writing together; required: at most 10 %.
+
+From 1 and 3 it projects the wall time of 12,000 notebooks on 1, 10 and 50 workers of 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import contextlib
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(ROOT / "tests" / "submissions"))
+
+ASSIGNMENT = "05_attention"
+# (submissions per round, rounds, tiny tasks for the overhead, class size, rate of results/s)
+EFFORT = {"full": (16, 3, 400, 12_000, 100.0), "quick": (4, 1, 100, 600, 50.0)}
+REQUIRED_SPEEDUP = 1.8  # 2 workers over 1 on 2 cores
+MAX_CLIENT_SHARE = 0.10  # of the simulated class's run
+PROJECTED_WORKERS = (1, 10, 50)
+CORES_PER_WORKER = 2
+TITLE = "6. Grading on a Dask cluster"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def dask_processes(n_workers: int, log_dir: Path) -> Iterator[str]:
+    """A ``dask scheduler`` and ``n_workers`` ``dask worker --nthreads 1`` on 127.0.0.1, warmed
+    up; yields the scheduler's address and stops them all on exit."""
+    from distributed import Client
+
+    dask = str(Path(sys.executable).parent / "dask")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # PYTHONPATH: see measure()
+    procs = []
+
+    def start(name: str, cmd: list[str]) -> None:
+        with open(log_dir / f"{name}.log", "wb") as out:
+            procs.append(
+                subprocess.Popen(cmd + ["--no-dashboard"], stdout=out, stderr=out, env=env)
+            )
+
+    try:
+        start(
+            "scheduler",
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1]],
+        )
+        for i in range(n_workers):
+            start(f"worker{i}", [dask, "worker", address, "--nthreads", "1", "--no-nanny"])
+        client = Client(address, timeout=60, set_as_default=False)
+        try:
+            client.wait_for_workers(n_workers, timeout=120)
+            from course_lib.instructor.distributed import worker_identity
+
+            client.run(worker_identity)  # imports torch on each worker, as a long run has
+        finally:
+            client.close()
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Real grading: 1 vs 2 workers, and --jobs 2.
+# ---------------------------------------------------------------------------------------------
+
+
+def _grade(subs: Path, out: Path, runner: Any = None, jobs: int = 2) -> float:
+    from course_lib.instructor import pipeline
+
+    start = time.perf_counter()
+    pipeline.grade(
+        subs, out, jobs=jobs, source_dir=ROOT / "solutions", log=lambda m: None, runner=runner
+    )
+    return time.perf_counter() - start
+
+
+def measure_workers(n_subs: int, rounds: int, work: Path, log: Callable[[str], None]) -> dict:
+    import grading_throughput as gt
+
+    from course_lib.instructor.distributed import DaskRunner
+
+    subs_by_round = []
+    for r in range(rounds):
+        subs = work / f"round{r}"
+        gt.make_submissions(ASSIGNMENT, n_subs, subs)
+        subs_by_round.append(subs)
+    names = ["dask, 1 worker", "dask, 2 workers", "--jobs 2"]
+    samples: dict[str, list[float]] = {k: [] for k in names}
+    with dask_processes(1, work) as one, dask_processes(2, work) as two:
+        for r, subs in enumerate(subs_by_round):
+            order = names[r % 3 :] + names[: r % 3]
+            for name in order:
+                out = Path(tempfile.mkdtemp(dir=work))
+                if name == "--jobs 2":
+                    samples[name].append(_grade(subs, out))
+                else:
+                    with DaskRunner(one if "1 worker" in name else two) as runner:
+                        samples[name].append(_grade(subs, out, runner))
+                shutil.rmtree(out, ignore_errors=True)
+            log(
+                f"  round {r + 1}/{rounds}: "
+                + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in samples.items())
+            )
+    return samples
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Per-task overhead: the same tiny task through Dask and through the --jobs pool.
+# ---------------------------------------------------------------------------------------------
+
+
+def tiny_task(payload: dict) -> dict:
+    """No grading: a notebook's bytes in, a result-sized dict out."""
+    return {
+        "student_id": payload["student_id"],
+        "n": len(payload["notebook"]),
+        "cells": [
+            {"grade_id": f"t{i}", "points": 1.0, "status": "passed", "message": ""}
+            for i in range(10)
+        ],
+    }
+
+
+def measure_overhead(n: int, work: Path, notebook: bytes) -> dict[str, float]:
+    from distributed import Client, as_completed
+
+    payloads = [{"student_id": f"s{i}", "notebook": notebook} for i in range(n)]
+    times: dict[str, float] = {}
+    with dask_processes(2, work) as address:
+        client = Client(address, timeout=60, set_as_default=False)
+        try:
+            for _ in range(2):  # the second pass is the measured one
+                start = time.perf_counter()
+                futs = [client.submit(tiny_task, p, pure=False) for p in payloads]
+                for f in as_completed(futs, loop=client.loop):
+                    f.result()
+                times["dask"] = time.perf_counter() - start
+        finally:
+            client.close()
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        for _ in range(2):
+            start = time.perf_counter()
+            for f in cf.as_completed([pool.submit(tiny_task, p) for p in payloads]):
+                f.result()
+            times["pool"] = time.perf_counter() - start
+    return {k: v / n for k, v in times.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. A simulated class: the whole pipeline, a fake grading task.
+# ---------------------------------------------------------------------------------------------
+
+
+def _fake_task(seconds: float, result: dict) -> Callable[[dict], dict]:
+    import functools
+
+    return functools.partial(_fake_with, seconds, result)
+
+
+def _fake_with(seconds: float, result: dict, payload: dict) -> dict:
+    time.sleep(seconds)
+    out = dict(result)
+    out["student_id"] = payload["student_id"]
+    return out
+
+
+class _Timed:
+    """Wraps a runner: records when the first task went out and the last result came in."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner, self.describe = runner, runner.describe
+        self.first_submit = self.last_result = 0.0
+        self.results = 0
+
+    def __call__(self, todo: list[dict], log: Any) -> Iterator[tuple[dict, dict]]:
+        self.first_submit = time.perf_counter()
+        for item in self.runner(todo, log):
+            self.last_result = time.perf_counter()
+            self.results += 1
+            yield item
+
+
+def measure_class(
+    n: int, rate: float, seconds: float, work: Path, log: Callable[[str], None]
+) -> dict[str, float]:
+    """The pipeline on ``n`` submissions at ``rate`` results per second, each task sleeping
+    ``seconds``: threads = rate × seconds, over 2 worker processes."""
+    import make_corpus
+
+    from course_lib.instructor import pipeline
+    from course_lib.instructor.distributed import DaskRunner
+
+    subs = work / "class"
+    make_corpus.write(ASSIGNMENT, work / "one", only=["honest"])
+    honest = work / "one" / "honest" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    for i in range(n):  # hard links: the client reads and hashes every one, the disk holds one
+        folder = subs / f"s{i:05d}" / ASSIGNMENT
+        folder.mkdir(parents=True)
+        os.link(honest, folder / f"{ASSIGNMENT}.ipynb")
+    sample = work / "sample"
+    pipeline.grade(work / "one", sample, jobs=1, source_dir=ROOT / "solutions", log=lambda m: None)
+    result = json.loads(next((sample / ".state").glob("*.json")).read_text())["result"]
+    threads = max(2, round(rate * seconds / 2))
+    log(f"  {n} submissions, {seconds:.2f} s each, 2 processes x {threads} threads")
+    lines: list[str] = []
+    with DaskRunner(
+        "local:2", task_fn=_fake_task(seconds, result), threads_per_worker=threads
+    ) as runner:
+        timed = _Timed(runner)
+        cpu0 = time.process_time()
+        start = time.perf_counter()
+        pipeline.grade(
+            subs,
+            work / "out",
+            jobs=1,
+            source_dir=ROOT / "solutions",
+            log=lines.append,
+            runner=timed,
+        )
+        wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu0
+    ideal = n * seconds / (2 * threads)
+    return {
+        "n": n,
+        "wall": wall,
+        "ideal": ideal,
+        "before_first": timed.first_submit - start,
+        "after_last": start + wall - timed.last_result,
+        "grading_span": timed.last_result - timed.first_submit,
+        "client_cpu": cpu,
+        "slots": 2 * threads,
+        "rate": n / (timed.last_result - timed.first_submit),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The make bench piece.
+# ---------------------------------------------------------------------------------------------
+
+
+def measure(*, quick: bool = False, log: Callable[[str], None] = print) -> dict:
+    from run import paired_ratios, summarize
+
+    # The tasks below are this module's functions: worker processes import it by name.
+    path_before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BENCH_DIR), path_before) if p)
+    n_subs, rounds, n_tiny, n_class, rate = EFFORT["quick" if quick else "full"]
+    work = Path(tempfile.mkdtemp(prefix="bench-dask-"))
+    try:
+        log(f"  1. {n_subs} submissions of {ASSIGNMENT} x {rounds} round(s): 1 vs 2 workers")
+        s = measure_workers(n_subs, rounds, work, log)
+        log(f"  2. per-task overhead over {n_tiny} tiny tasks")
+        nb = next((work / "round0").rglob("*.ipynb")).read_bytes()
+        over = measure_overhead(n_tiny, work, nb)
+        per_nb_1 = statistics.median(t / n_subs for t in s["dask, 1 worker"])
+        log(f"  3. a class of {n_class}, {per_nb_1:.2f} s per notebook")
+        sim = measure_class(n_class, rate, per_nb_1, work, log)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if path_before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = path_before
+    speed = summarize(paired_ratios(s["dask, 1 worker"], s["dask, 2 workers"]))
+    vs_jobs = summarize(paired_ratios(s["dask, 2 workers"], s["--jobs 2"]))
+    overhead_ms = 1000 * (over["dask"] - over["pool"])
+    share = 1 - sim["ideal"] / sim["wall"]
+    rows = [
+        {
+            "label": "real scheduler, 1 `dask worker`",
+            "samples": s["dask, 1 worker"],
+            "count": [n_subs] * rounds,
+            "baseline": None,
+            "note": "workers warmed up",
+        },
+        {
+            "label": "real scheduler, 2 `dask worker`",
+            "samples": s["dask, 2 workers"],
+            "count": [n_subs] * rounds,
+            "baseline": "real scheduler, 1 `dask worker`",
+            "vs": "1 worker",
+            "note": "",
+        },
+        {
+            "label": "`course grade --jobs 2`",
+            "samples": s["--jobs 2"],
+            "count": [n_subs] * rounds,
+            "baseline": "real scheduler, 2 `dask worker`",
+            "vs": "2 workers",
+            "note": "includes starting its 2 grader processes",
+        },
+    ]
+    # Projection: the client's fixed costs (before the first task, after the last result, per
+    # submission from the simulation) plus the grading at the 1-worker rate, 2 cores per worker.
+    fixed_per_sub = (sim["before_first"] + sim["after_last"]) / sim["n"]
+    per_core = per_nb_1  # one worker process grades one notebook at a time on one core
+    projection = {
+        w: 12_000 * per_core / (w * CORES_PER_WORKER) + 12_000 * fixed_per_sub
+        for w in PROJECTED_WORKERS
+    }
+    facts = [
+        f"2 workers over 1: {speed['median']:.2f}× (IQR {speed['iqr']:.2f}); "
+        f"Dask with 2 workers over `--jobs 2`: {1 / vs_jobs['median']:.2f}× the rate.",
+        f"per-task overhead of Dask over the `--jobs` pool: {overhead_ms:+.1f} ms per submission "
+        f"({1000 * over['dask']:.1f} ms against {1000 * over['pool']:.1f} ms for a tiny task, "
+        f"{n_tiny} tasks, 2 processes each).",
+        f"simulated class of {sim['n']}: {sim['wall']:.0f} s wall against {sim['ideal']:.0f} s "
+        f"of sleeping tasks on {sim['slots']} slots ({sim['rate']:.0f} results/s); not grading: "
+        f"{100 * share:.1f} % (before the first task {sim['before_first']:.1f} s, after the last "
+        f"result {sim['after_last']:.1f} s: grades.csv, feedback, report, gradebook); client CPU "
+        f"{sim['client_cpu']:.0f} s.",
+        "projected wall time of 12,000 notebooks at "
+        f"{per_nb_1:.2f} s per notebook per core: "
+        + ", ".join(
+            f"{w} worker(s) of 2 cores {projection[w] / 3600:.2f} h" for w in PROJECTED_WORKERS
+        )
+        + ".",
+    ]
+    checks = [
+        (
+            speed["median"] >= REQUIRED_SPEEDUP,
+            f"2 `dask worker` grade {speed['median']:.2f}× as fast as 1 (required: "
+            f"{REQUIRED_SPEEDUP}×)",
+        ),
+        (
+            share <= MAX_CLIENT_SHARE,
+            f"a simulated class of {sim['n']}: {100 * share:.1f} % of the run is not grading "
+            f"(required: at most {100 * MAX_CLIENT_SHARE:.0f} %)",
+        ),
+    ]
+    return {
+        "key": "dask",
+        "title": TITLE,
+        "status": "measured",
+        "rows": rows,
+        "facts": facts,
+        "checks": checks if not quick else [],
+        "figures": {
+            "speedup": speed,
+            "overhead_ms": overhead_ms,
+            "simulation": sim,
+            "projection_s": projection,
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    section = measure(
+        quick=args.quick,
+        log=lambda m: print(f"{time.perf_counter() - start:6.0f}s {m}", flush=True),
+    )
+    for line in section["facts"]:
+        print(line)
+    for ok, text in section["checks"]:
+        print(("PASS: " if ok else "FAIL: ") + text)
+    print(json.dumps(section["figures"], indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
