@@ -67,6 +67,7 @@ def _grade(subs: Path, out: Path, runner=None, log: Callable[[str], None] | None
         source_dir=ROOT / "solutions",
         log=log or (lambda m: None),
         runner=runner,
+        allow_default_seed=True,  # the seed's own test sets one; --jobs and Dask read the same
     )
 
 
@@ -182,7 +183,16 @@ def test_unreachable_scheduler_is_one_clear_line_exit_2_and_nothing_written(
 ) -> None:
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "course_lib.cli", "grade", str(corpus["subs"]), "--out", str(out)]
+        [
+            sys.executable,
+            "-m",
+            "course_lib.cli",
+            "grade",
+            str(corpus["subs"]),
+            "--out",
+            str(out),
+            "--allow-default-seed",
+        ]
         + ["--scheduler", f"tcp://127.0.0.1:{_free_port()}"],
         capture_output=True,
         text=True,
@@ -252,7 +262,16 @@ def test_an_interrupted_client_resumes_from_what_it_wrote(
 ) -> None:
     out = corpus["base"] / "interrupted"
     client = subprocess.Popen(
-        [sys.executable, "-m", "course_lib.cli", "grade", str(corpus["subs"]), "--out", str(out)]
+        [
+            sys.executable,
+            "-m",
+            "course_lib.cli",
+            "grade",
+            str(corpus["subs"]),
+            "--out",
+            str(out),
+            "--allow-default-seed",
+        ]
         + ["--scheduler", cluster.address, "--timeout", str(TIMEOUT)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
