@@ -146,11 +146,13 @@ def test_marks_merge_and_an_override_survives_the_regrade(graded: dict) -> None:
     report = (out / "report.html").read_text()
     assert "Overridden (1)" in report and "appeal upheld" in report
     assert f"similarity/{A}.html" in report and f"manual/{A}.html" in report
+    _nbgrader_export_and_formgrader_accept_the_gradebook(graded)
 
 
-def test_nbgrader_export_and_formgrader_accept_the_gradebook(graded: dict) -> None:
-    """After the marks are merged (the test above), nbgrader's own tools read our gradebook:
-    the written cells are manually graded cells with the merged marks."""
+def _nbgrader_export_and_formgrader_accept_the_gradebook(graded: dict) -> None:
+    """After the marks are merged, nbgrader's own tools read our gradebook: the written cells
+    are manually graded cells with the merged marks. (Called by the merge test itself, so it
+    never runs on a pytest worker that did not merge them.)"""
     from nbgrader.api import Gradebook
     from nbgrader.apps.api import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
