@@ -291,9 +291,6 @@ def grade_task(task: dict) -> dict:
     return out
 
 
-_grade_task = grade_task  # the name earlier versions used
-
-
 def _warm_up_imports() -> None:
     """Import what the end of a run needs (nbgrader's gradebook API, matplotlib for the report)
     while the pool grades: about 4 s of imports that the parent would otherwise pay at the end,
