@@ -22,20 +22,30 @@ __all__ = ["softmax", "attention_weights", "scaled_dot_product_attention"]
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim``, computed stably.
 
-    Subtracting the row maximum first changes nothing mathematically (the factor exp(-max)
-    cancels) but keeps exp() from overflowing: softmax([1e4, 0]) is [1, 0], not inf/inf = NaN.
-    A row that is entirely -inf (a query with nothing to attend to) gives zeros, not NaN.
+    Subtracting the row maximum first changes nothing mathematically
+    (the factor exp(-max) cancels) but keeps exp() from overflowing:
+    softmax([1e4, 0]) is [1, 0], not inf/inf = NaN. A row that is entirely
+    -inf (a query with nothing to attend to) gives zeros, not NaN.
 
     Example: ``softmax(tensor([0.0, log(3.0)]))`` -> ``[0.25, 0.75]``.
     """
     if not x.dtype.is_floating_point:
-        raise TypeError(f"softmax needs a floating-point tensor, got {x.dtype}; use x.float()")
+        raise TypeError(
+            f"softmax needs a floating-point tensor, got {x.dtype}; use "
+            "x.float()"
+        )  # fmt: skip
     row_max = x.amax(dim=dim, keepdim=True)
-    # An all -inf row has max -inf, and -inf - (-inf) is NaN: shift such rows by 0 instead.
-    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    # An all -inf row has max -inf, and -inf - (-inf) is NaN: shift such
+    # rows by 0 instead.
+    row_max = torch.where(
+        torch.isfinite(row_max),
+        row_max,
+        torch.zeros_like(row_max),
+    )
     e = torch.exp(x - row_max)
     total = e.sum(dim=dim, keepdim=True)
-    # total is >= 1 (the max entry gives exp(0)) unless every entry was -inf; then 0 / 1 = 0.
+    # total is >= 1 (the max entry gives exp(0)) unless every entry was
+    # -inf; then 0 / 1 = 0.
     return e / torch.where(total == 0, torch.ones_like(total), total)
 
 
@@ -47,40 +57,53 @@ def attention_weights(
     *,
     scale: float | None = None,
 ) -> Tensor:
-    """softmax(Q Kᵀ · scale) with an optional mask: how much each query looks at each key.
+    """softmax(Q Kᵀ · scale) with an optional mask: how much each query
+    looks at each key.
 
     Args:
         query: (..., T, Dh). key: (..., S, Dh).
-        attn_mask: broadcastable to (..., T, S); bool, True = may attend; or float, added to
-            the scores (0 keeps, -inf blocks).
-        is_causal: query i sees keys 0..i only (upper-left aligned when T != S, like torch).
+        attn_mask: broadcastable to (..., T, S); bool, True = may attend;
+            or float, added to the scores (0 keeps, -inf blocks).
+        is_causal: query i sees keys 0..i only (upper-left aligned when T
+            != S, like torch).
         scale: multiplies the scores; default 1 / sqrt(Dh).
     Returns:
-        (..., T, S); each row sums to 1, or is all zeros when the mask blocks every key.
+        (..., T, S); each row sums to 1, or is all zeros when the mask
+        blocks every key.
     """
     if attn_mask is not None and is_causal:
-        raise ValueError("pass attn_mask or is_causal, not both (combine_masks joins masks)")
+        raise ValueError(
+            "pass attn_mask or is_causal, not both (combine_masks joins "
+            "masks)"
+        )  # fmt: skip
     if query.size(-1) != key.size(-1):
         raise ValueError(
-            f"query and key must have the same last dim Dh, got {query.size(-1)} and {key.size(-1)}"
-        )
+            "query and key must have the same last dim Dh, got "
+            f"{query.size(-1)} and {key.size(-1)}"
+        )  # fmt: skip
     T, S = query.size(-2), key.size(-2)
-    # Dot products of Dh unit-variance terms have variance Dh; dividing by sqrt(Dh) brings it
-    # back to 1 so the softmax does not saturate into a one-hot with vanishing gradients.
+    # Dot products of Dh unit-variance terms have variance Dh; dividing by
+    # sqrt(Dh) brings it back to 1 so the softmax does not saturate into a
+    # one-hot with vanishing gradients.
     scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale  # (..., T, S)
     if is_causal:
         attn_mask = causal_mask(T, S, device=query.device)  # (T, S)
     if attn_mask is not None:
-        if broadcast_shape(attn_mask.shape, scores.shape) != tuple(scores.shape):
+        if (
+            broadcast_shape(attn_mask.shape, scores.shape)
+            != tuple(scores.shape)
+        ):  # fmt: skip
             raise ValueError(
-                f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to the scores "
+                f"attn_mask of shape {tuple(attn_mask.shape)} does not "
+                "broadcast to the scores "
                 f"(..., T, S) = {tuple(scores.shape)}"
             )
         if attn_mask.dtype == torch.bool:
             scores = scores.masked_fill(~attn_mask, float("-inf"))
         else:
-            scores = scores + attn_mask.to(scores.dtype)  # keep the dtype of the query
+            # keep the dtype of the query
+            scores = scores + attn_mask.to(scores.dtype)
     return softmax(scores, dim=-1)  # (..., T, S) normalise over the keys
 
 
@@ -93,19 +116,30 @@ def scaled_dot_product_attention(
     *,
     scale: float | None = None,
 ) -> Tensor:
-    """softmax(Q Kᵀ · scale) V, argument for argument like F.scaled_dot_product_attention.
+    """softmax(Q Kᵀ · scale) V, argument for argument like
+    F.scaled_dot_product_attention.
 
     Args:
         query: (B, H, T, Dh). key: (B, H, S, Dh). value: (B, H, S, Dv).
         attn_mask: bool, True = may attend; or float, added to the scores.
     Returns:
-        (B, H, T, Dv). A query row with no allowed key gives zeros, as torch does.
+        (B, H, T, Dv). A query row with no allowed key gives zeros, as
+        torch does.
     """
     if attn_mask is not None and is_causal:
-        raise ValueError("pass attn_mask or is_causal, not both")  # say how to fix the call
+        # say how to fix the call
+        raise ValueError("pass attn_mask or is_causal, not both")
     if key.size(-2) != value.size(-2):
         raise ValueError(
-            f"key and value must have the same length S, got {key.size(-2)} and {value.size(-2)}"
-        )
-    weights = attention_weights(query, key, attn_mask, is_causal, scale=scale)  # (B, H, T, S)
+            "key and value must have the same length S, got "
+            f"{key.size(-2)} and {value.size(-2)}"
+        )  # fmt: skip
+    # (B, H, T, S)
+    weights = attention_weights(
+        query,
+        key,
+        attn_mask,
+        is_causal,
+        scale=scale,
+    )
     return weights @ value  # (B, H, T, Dv)

@@ -30,15 +30,23 @@ def _cuda_devices(objects: Iterable[Any]) -> set[torch.device]:
     return {o.device for o in objects if isinstance(o, torch.Tensor) and o.is_cuda}
 
 
-def benchmark(fn: Callable, *args, warmup: int = 3, repeats: int = 20) -> dict[str, float]:
-    """Time ``fn(*args)``: ``warmup`` untimed calls, then ``repeats`` timed ones.
+def benchmark(
+    fn: Callable,
+    *args,
+    warmup: int = 3,
+    repeats: int = 20,
+) -> dict[str, float]:
+    """Time ``fn(*args)``: ``warmup`` untimed calls, then ``repeats`` timed
+    ones.
 
-    Warm-up absorbs one-off costs (allocation, kernel selection, caches). GPU kernels run
-    asynchronously, so when an argument is a CUDA tensor the device is synchronized before the
-    clock starts and before it stops; otherwise only the launch would be timed.
+    Warm-up absorbs one-off costs (allocation, kernel selection, caches).
+    GPU kernels run asynchronously, so when an argument is a CUDA tensor
+    the device is synchronized before the clock starts and before it stops;
+    otherwise only the launch would be timed.
 
     Returns:
-        {"median_s": median, "iqr_s": 75th − 25th percentile, "min_s": fastest}, in seconds.
+        {"median_s": median, "iqr_s": 75th − 25th percentile, "min_s":
+        fastest}, in seconds.
     """
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0, got {warmup}")
@@ -67,12 +75,17 @@ def benchmark(fn: Callable, *args, warmup: int = 3, repeats: int = 20) -> dict[s
     }
 
 
-def fit_power_law(sizes: Sequence[float], times: Sequence[float]) -> tuple[float, float]:
-    """Fit ``time ≈ c · size^k`` by least squares on ``log time = k · log size + log c``.
+def fit_power_law(
+    sizes: Sequence[float],
+    times: Sequence[float],
+) -> tuple[float, float]:
+    """Fit ``time ≈ c · size^k`` by least squares on ``log time = k · log
+    size + log c``.
 
     Returns:
-        (exponent k, coefficient c). Attention's time in the sequence length gives k ≈ 2
-        once T is large enough for the T × T work to dominate.
+        (exponent k, coefficient c). Attention's time in the sequence
+        length gives k ≈ 2 once T is large enough for the T × T work to
+        dominate.
     """
     sizes_arr = np.asarray(sizes, dtype=np.float64)
     times_arr = np.asarray(times, dtype=np.float64)
@@ -83,11 +96,20 @@ def fit_power_law(sizes: Sequence[float], times: Sequence[float]) -> tuple[float
         )
     if len(sizes_arr) < 2 or len(np.unique(sizes_arr)) < 2:
         raise ValueError("a line needs at least two different sizes")
-    if not (np.all(np.isfinite(sizes_arr)) and np.all(np.isfinite(times_arr))):
+    if not (
+        np.all(np.isfinite(sizes_arr)) and np.all(np.isfinite(times_arr))
+    ):  # fmt: skip
         raise ValueError("sizes and times must be finite numbers")
     if np.any(sizes_arr <= 0) or np.any(times_arr <= 0):
-        raise ValueError("sizes and times must be positive: the fit takes their logarithms")
-    slope, intercept = np.polyfit(np.log(sizes_arr), np.log(times_arr), deg=1)
+        raise ValueError(
+            "sizes and times must be positive: the fit takes their "
+            "logarithms"
+        )  # fmt: skip
+    slope, intercept = np.polyfit(
+        np.log(sizes_arr),
+        np.log(times_arr),
+        deg=1,
+    )
     return float(slope), float(math.exp(intercept))
 
 
@@ -97,14 +119,25 @@ def _check_counts(**values: int) -> None:
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
 
-def attention_flops(batch: int, heads: int, seq_len: int, head_dim: int) -> int:
-    """FLOPs of QKᵀ and weights·V, a multiply-add counted as 2: ``4 · B · H · T² · Dh``.
+def attention_flops(
+    batch: int,
+    heads: int,
+    seq_len: int,
+    head_dim: int,
+) -> int:
+    """FLOPs of QKᵀ and weights·V, a multiply-add counted as 2: ``4 · B · H
+    · T² · Dh``.
 
-    QKᵀ: B·H·T·T dot products of length Dh -> 2·B·H·T²·Dh; weights·V the same again.
-    Softmax and scaling (O(B·H·T²)) are left out. With D = H·Dh fixed, H cancels: splitting
-    into more heads does not change the cost.
+    QKᵀ: B·H·T·T dot products of length Dh -> 2·B·H·T²·Dh; weights·V the
+    same again. Softmax and scaling (O(B·H·T²)) are left out. With D = H·Dh
+    fixed, H cancels: splitting into more heads does not change the cost.
     """
-    _check_counts(batch=batch, heads=heads, seq_len=seq_len, head_dim=head_dim)
+    _check_counts(
+        batch=batch,
+        heads=heads,
+        seq_len=seq_len,
+        head_dim=head_dim,
+    )
     B, H, T, Dh = int(batch), int(heads), int(seq_len), int(head_dim)
     return 2 * B * H * T * T * Dh + 2 * B * H * T * T * Dh
 

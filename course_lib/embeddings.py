@@ -47,7 +47,8 @@ def _check_ids(ids: Tensor, num_rows: int, what: str) -> None:
 
 
 def one_hot(ids: Tensor, num_classes: int) -> Tensor:
-    """A 1 at each id's position, 0 elsewhere; float32 so it can be multiplied by a matrix.
+    """A 1 at each id's position, 0 elsewhere; float32 so it can be
+    multiplied by a matrix.
 
     Example: one_hot(tensor([2, 0]), 3) -> [[0, 0, 1], [1, 0, 0]]
     Args:
@@ -57,12 +58,14 @@ def one_hot(ids: Tensor, num_classes: int) -> Tensor:
     """
     _check_ids(ids, num_classes, "num_classes")
     classes = torch.arange(num_classes, device=ids.device)  # (V,)
-    return (ids.unsqueeze(-1) == classes).to(torch.float32)  # (..., 1) == (V,) -> (..., V)
+    # (..., 1) == (V,) -> (..., V)
+    return (ids.unsqueeze(-1) == classes).to(torch.float32)
 
 
 def embedding_lookup(ids: Tensor, weight: Tensor) -> Tensor:
-    """Row ``ids`` of the embedding matrix: the same as ``one_hot(ids) @ weight`` or
-    ``F.embedding(ids, weight)``, without building the one-hot matrix.
+    """Row ``ids`` of the embedding matrix: the same as ``one_hot(ids) @
+    weight`` or ``F.embedding(ids, weight)``, without building the one-hot
+    matrix.
 
     Args:
         ids: (...) integer ids in [0, V). weight: (V, D).
@@ -70,9 +73,12 @@ def embedding_lookup(ids: Tensor, weight: Tensor) -> Tensor:
         (..., D).
     """
     if weight.ndim != 2:
-        raise ValueError(f"weight must be (V, D), got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"weight must be (V, D), got shape {tuple(weight.shape)}",
+        )
     _check_ids(ids, weight.shape[0], "the number of rows of weight")
-    return weight[ids]  # advanced indexing picks one row per id: (...,) -> (..., D)
+    # advanced indexing picks one row per id: (...,) -> (..., D)
+    return weight[ids]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,12 +86,19 @@ def embedding_lookup(ids: Tensor, weight: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
-def cosine_similarity(a: Tensor, b: Tensor, dim: int = -1, eps: float = 1e-8) -> Tensor:
-    """cos(a, b) = a·b / (‖a‖ ‖b‖) along ``dim``, with ``F.cosine_similarity``'s semantics.
+def cosine_similarity(
+    a: Tensor,
+    b: Tensor,
+    dim: int = -1,
+    eps: float = 1e-8,
+) -> Tensor:
+    """cos(a, b) = a·b / (‖a‖ ‖b‖) along ``dim``, with
+    ``F.cosine_similarity``'s semantics.
 
-    As in torch, each norm is clamped separately, a / max(‖a‖, eps) · b / max(‖b‖, eps), so a
-    zero vector has similarity 0 with everything instead of NaN. Normalizing before the dot
-    product also keeps the result within [-1, 1].
+    As in torch, each norm is clamped separately, a / max(‖a‖, eps) · b /
+    max(‖b‖, eps), so a zero vector has similarity 0 with everything
+    instead of NaN. Normalizing before the dot product also keeps the
+    result within [-1, 1].
 
     Args:
         a, b: broadcastable, e.g. (V, D) and (D,).
@@ -100,36 +113,51 @@ def cosine_similarity(a: Tensor, b: Tensor, dim: int = -1, eps: float = 1e-8) ->
 def most_similar(
     query: Tensor, weight: Tensor, k: int, exclude: list[int] | None = None
 ) -> tuple[Tensor, Tensor]:
-    """The ``k`` rows of ``weight`` with the highest cosine similarity to ``query``.
+    """The ``k`` rows of ``weight`` with the highest cosine similarity to
+    ``query``.
 
     Args:
-        query: (D,) (or (..., D) for several queries at once). weight: (V, D).
-        exclude: row ids that may not be returned (e.g. the query word itself).
+        query: (D,) (or (..., D) for several queries at once). weight:
+            (V, D).
+        exclude: row ids that may not be returned
+            (e.g. the query word itself).
     Returns:
-        (indices, scores): both (k,) (or (..., k)), best first; indices are long.
+        (indices, scores): both (k,) (or (..., k)), best first; indices are
+        long.
     """
     if weight.ndim != 2 or query.shape[-1:] != weight.shape[-1:]:
         raise ValueError(
-            f"query must be (..., D) and weight (V, D) with the same D, got "
+            "query must be (..., D) and weight (V, D) with the same D, "
+            "got "
             f"{tuple(query.shape)} and {tuple(weight.shape)}"
         )
     exclude = sorted(set(exclude or []))
     if exclude and not 0 <= exclude[0] <= exclude[-1] < weight.shape[0]:
-        raise ValueError(f"exclude holds ids outside [0, {weight.shape[0]}): {exclude}")
+        raise ValueError(
+            f"exclude holds ids outside [0, {weight.shape[0]}): "
+            f"{exclude}"
+        )  # fmt: skip
     available = weight.shape[0] - len(exclude)
     if not 1 <= k <= available:
-        raise ValueError(f"k must be in [1, {available}] (V minus excluded rows), got {k}")
-    scores = cosine_similarity(query.unsqueeze(-2), weight)  # (..., 1, D) vs (V, D) -> (..., V)
+        raise ValueError(
+            f"k must be in [1, {available}] (V minus excluded rows), got "
+            f"{k}"
+        )  # fmt: skip
+    # (..., 1, D) vs (V, D) -> (..., V)
+    scores = cosine_similarity(query.unsqueeze(-2), weight)
     if exclude:
-        scores[..., exclude] = float("-inf")  # never chosen while any other row is left
+        # never chosen while any other row is left
+        scores[..., exclude] = float("-inf")
     top = scores.topk(k, dim=-1)
     return top.indices, top.values
 
 
 def analogy(a: int, b: int, c: int, weight: Tensor, k: int = 1) -> Tensor:
-    """ "a is to b as c is to ?": the ids nearest to b − a + c, excluding a, b and c.
+    """ "a is to b as c is to ?": the ids nearest to b − a + c, excluding
+    a, b and c.
 
-    Example: analogy(man, king, woman, weight) looks near king − man + woman, i.e. queen.
+    Example: analogy(man, king, woman, weight) looks near king − man +
+    woman, i.e. queen.
     Returns:
         (k,) long ids, best first.
     """
@@ -280,12 +308,14 @@ def train_word_embeddings(
 
 
 def pca_2d(weight: Tensor) -> Tensor:
-    """Coordinates of every row on the two directions of largest variance (PCA via SVD).
+    """Coordinates of every row on the two directions of largest variance
+    (PCA via SVD).
 
-    Centre the rows, take the SVD X = U S Vᵀ; the first two right singular vectors are the
-    principal directions and X V[:, :2] = U[:, :2] S[:2] the coordinates. The sign of each
-    component is arbitrary; we fix it so the largest-magnitude coordinate is positive, which
-    makes plots reproducible.
+    Centre the rows, take the SVD X = U S Vᵀ; the first two right singular
+    vectors are the principal directions and X V[:, :2] = U[:, :2] S[:2]
+    the coordinates. The sign of each component is arbitrary; we fix it so
+    the largest-magnitude coordinate is positive, which makes plots
+    reproducible.
 
     Args:
         weight: (V, D) with V >= 2 and D >= 2.
@@ -293,9 +323,16 @@ def pca_2d(weight: Tensor) -> Tensor:
         (V, 2).
     """
     if weight.ndim != 2 or weight.shape[0] < 2 or weight.shape[1] < 2:
-        raise ValueError(f"weight must be (V, D) with V, D >= 2, got {tuple(weight.shape)}")
+        raise ValueError(
+            "weight must be (V, D) with V, D >= 2, got "
+            f"{tuple(weight.shape)}"
+        )  # fmt: skip
     centered = weight - weight.mean(dim=0, keepdim=True)  # (V, D)
-    U, S, _ = torch.linalg.svd(centered, full_matrices=False)  # U: (V, r), S: (r,)
+    # U: (V, r), S: (r,)
+    U, S, _ = torch.linalg.svd(centered, full_matrices=False)
     coords = U[:, :2] * S[:2]  # (V, 2)
-    signs = torch.sign(coords.gather(0, coords.abs().argmax(dim=0, keepdim=True)))  # (1, 2)
+    # (1, 2)
+    signs = torch.sign(
+        coords.gather(0, coords.abs().argmax(dim=0, keepdim=True)),
+    )
     return coords * torch.where(signs == 0, 1.0, signs)

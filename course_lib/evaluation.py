@@ -88,22 +88,34 @@ def _label_counts(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) ->
     return cm
 
 
-def confusion_matrix(y_true, y_pred, *, labels=None, normalize: str | None = None) -> np.ndarray:
-    """Counts C[i, j] of samples with true label i predicted as j, like scikit-learn.
+def confusion_matrix(
+    y_true,
+    y_pred,
+    *,
+    labels=None,
+    normalize: str | None = None,
+) -> np.ndarray:
+    """Counts C[i, j] of samples with true label i predicted as j, like
+    scikit-learn.
 
     Args:
         y_true, y_pred: (N,) class labels (ints or strings).
-        labels: the classes, in the order of rows and columns; default: sorted union of
-            both inputs. Samples whose labels are not listed are ignored.
-        normalize: None (counts), "true" (rows sum to 1: the diagonal is the recall),
-            "pred" (columns sum to 1: the diagonal is the precision) or "all".
+        labels: the classes, in the order of rows and columns; default:
+            sorted union of both inputs. Samples whose labels are not
+            listed are ignored.
+        normalize: None (counts), "true" (rows sum to 1: the diagonal is
+            the recall), "pred" (columns sum to 1: the diagonal is the
+            precision) or "all".
     Returns:
-        (L, L) int64 counts, or float64 when normalized; an empty row or column gives zeros.
+        (L, L) int64 counts, or float64 when normalized; an empty row or
+        column gives zeros.
 
     Example: confusion_matrix([0, 1, 1], [0, 0, 1]) -> [[1, 0], [1, 1]]
     """
     if normalize not in _NORMALIZE:
-        raise ValueError(f"normalize must be one of {_NORMALIZE}, got {normalize!r}")
+        raise ValueError(
+            f"normalize must be one of {_NORMALIZE}, got {normalize!r}",
+        )
     y_true, y_pred = _check_targets(y_true, y_pred)
     labels = _resolve_labels(y_true, y_pred, labels)
     if not np.isin(y_true, labels).any():
@@ -112,12 +124,15 @@ def confusion_matrix(y_true, y_pred, *, labels=None, normalize: str | None = Non
     if normalize is None:
         return cm
     if normalize == "true":
-        totals = cm.sum(axis=1, keepdims=True)  # (L, 1) samples per true class
+        # (L, 1) samples per true class
+        totals = cm.sum(axis=1, keepdims=True)
     elif normalize == "pred":
-        totals = cm.sum(axis=0, keepdims=True)  # (1, L) samples per predicted class
+        # (1, L) samples per predicted class
+        totals = cm.sum(axis=0, keepdims=True)
     else:
         totals = np.full((1, 1), cm.sum())
-    # an empty row/column has nothing to normalize; it stays 0 instead of 0/0 = nan
+    # an empty row/column has nothing to normalize; it stays 0 instead of
+    # 0/0 = nan
     return np.divide(cm, totals, out=np.zeros(cm.shape), where=totals != 0)
 
 
@@ -216,21 +231,32 @@ def _split_tag(tag: str, position: int) -> tuple[str, str]:
 
 
 def get_entities(tags: list[str]) -> list[tuple[str, int, int]]:
-    """Entities of one IOB2 tag sequence, read strictly: (type, start, end_inclusive).
+    """Entities of one IOB2 tag sequence, read strictly:
+    (type, start, end_inclusive).
 
-    An entity is a ``B-X`` followed by any number of ``I-X``. An ``I-X`` that does not
-    continue an ``X`` entity (after ``O``, at the start, or after another type) starts none,
-    and ``B-X`` followed by ``I-Y`` ends X at the ``B-X``.
+    An entity is a ``B-X`` followed by any number of ``I-X``. An ``I-X``
+    that does not continue an ``X`` entity (after ``O``, at the start, or
+    after another type) starts none, and ``B-X`` followed by ``I-Y`` ends X
+    at the ``B-X``.
 
-    Example: ["B-PER", "I-PER", "O", "I-LOC", "B-LOC"] -> [("PER", 0, 1), ("LOC", 4, 4)]
+    Example: ["B-PER", "I-PER", "O", "I-LOC", "B-LOC"] ->
+        [("PER", 0, 1), ("LOC", 4, 4)]
     """
     if isinstance(tags, str):
-        raise TypeError("tags must be a list of tag strings, not one string; use tags.split()")
+        raise TypeError(
+            "tags must be a list of tag strings, not one string; use "
+            "tags.split()"
+        )  # fmt: skip
     entities = []
-    current: tuple[str, int] | None = None  # (type, start) of the entity being read
+    # (type, start) of the entity being read
+    current: tuple[str, int] | None = None
     for i, tag in enumerate(tags):
         prefix, entity_type = _split_tag(tag, i)
-        if prefix == "I" and current is not None and current[0] == entity_type:
+        if (
+            prefix == "I"
+            and current is not None
+            and current[0] == entity_type
+        ):  # fmt: skip
             continue  # the open entity goes on
         if current is not None:
             entities.append((current[0], current[1], i - 1))
@@ -270,7 +296,8 @@ def entity_f1(y_true: list[list[str]], y_pred: list[list[str]]) -> float:
 
 
 def normalize_answer(s: str) -> str:
-    """SQuAD v1.1 normalization: lowercase, drop punctuation and articles, collapse spaces.
+    """SQuAD v1.1 normalization: lowercase, drop punctuation and articles,
+    collapse spaces.
 
     Example: "The  Eiffel-Tower!" -> "eiffeltower"
     """

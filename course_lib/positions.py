@@ -42,21 +42,29 @@ def _frequencies(d_model: int, base: float) -> Tensor:
     return torch.exp(-math.log(base) * two_i / d_model)  # the same as base ** (-2i / D)
 
 
-def sinusoidal_positional_encoding(max_len: int, d_model: int, base: float = 10000.0) -> Tensor:
-    """The fixed position encoding of Vaswani et al. (2017), interleaved as in the paper.
+def sinusoidal_positional_encoding(
+    max_len: int,
+    d_model: int,
+    base: float = 10000.0,
+) -> Tensor:
+    """The fixed position encoding of Vaswani et al. (2017), interleaved as
+    in the paper.
 
-    Even columns hold sin(pos · ω_i), odd columns cos(pos · ω_i), with ω_i = base^(-2i/D). The
-    wavelengths grow geometrically from 2π to about 2π · base, so nearby positions differ in
-    the fast columns and distant ones in the slow columns.
+    Even columns hold sin(pos · ω_i), odd columns cos(pos · ω_i), with ω_i
+    = base^(-2i/D). The wavelengths grow geometrically from 2π to about 2π
+    · base, so nearby positions differ in the fast columns and distant ones
+    in the slow columns.
 
     Returns:
-        (max_len, d_model) float32 (computed in float64 so large positions stay accurate).
+        (max_len, d_model) float32 (computed in float64 so large positions
+        stay accurate).
     """
     _check_even(d_model)
     if max_len < 0:
         raise ValueError(f"max_len must be >= 0, got {max_len}")
     pos = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)  # (T, 1)
-    angle = pos * _frequencies(d_model, base)  # (T, 1) * (D/2,) -> (T, D/2)
+    # (T, 1) * (D/2,) -> (T, D/2)
+    angle = pos * _frequencies(d_model, base)
     pe = torch.empty(max_len, d_model, dtype=torch.float64)
     pe[:, 0::2] = torch.sin(angle)  # dims 0, 2, 4, ...
     pe[:, 1::2] = torch.cos(angle)  # dims 1, 3, 5, ...
@@ -64,14 +72,15 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int, base: float = 100
 
 
 def offset_rotation(k: int, d_model: int, base: float = 10000.0) -> Tensor:
-    """The (D, D) matrix M with PE[pos + k] = M @ PE[pos] for every position.
+    """The (D, D) matrix M with PE[pos + k] = M @ PE[pos] for every
+    position.
 
-    By the angle-addition formulas each (sin, cos) pair at angle a = pos·ω moves to angle
-    a + k·ω by a 2×2 rotation that depends on k but not on pos:
-        [sin(a + kω)]   [ cos kω   sin kω] [sin a]
-        [cos(a + kω)] = [-sin kω   cos kω] [cos a]
-    M is block-diagonal with one such block per frequency. This is why a model can learn to
-    attend "k tokens back" with a single linear map.
+    By the angle-addition formulas each (sin, cos) pair at angle a = pos·ω
+        moves to angle a + k·ω by a 2×2 rotation that depends on k but not
+        on pos: [sin(a + kω)] [ cos kω sin kω] [sin a] [cos(a + kω)] =
+        [-sin kω cos kω] [cos a] M is block-diagonal with one such block
+        per frequency. This is why a model can learn to attend "k tokens
+        back" with a single linear map.
 
     Returns:
         (d_model, d_model) float32, orthogonal.
@@ -96,8 +105,9 @@ def offset_rotation(k: int, d_model: int, base: float = 10000.0) -> Tensor:
 class LearnedPositionalEmbedding(nn.Module):
     """Adds a learned vector per position, as BERT and GPT-2 do.
 
-    The table has one row per position up to ``max_len``; a longer input has no row to look up,
-    which is the main limitation of learned absolute positions.
+    The table has one row per position up to ``max_len``; a longer input
+    has no row to look up, which is the main limitation of learned absolute
+    positions.
     """
 
     def __init__(self, max_len: int, d_model: int) -> None:
@@ -107,20 +117,24 @@ class LearnedPositionalEmbedding(nn.Module):
         self.embedding = nn.Embedding(max_len, d_model)  # (max_len, D)
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: (B, T, D) token embeddings → (B, T, D) with position t's row added to x[:, t]."""
+        """x: (B, T, D) token embeddings → (B, T, D) with position t's row
+        added to x[:, t]."""
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(
-                f"x must be (B, T, {self.d_model}), got shape {tuple(x.shape)}; "
+                f"x must be (B, T, {self.d_model}), got shape "
+                f"{tuple(x.shape)}; "
                 "add a batch dimension with x.unsqueeze(0)"
             )
         B, T, D = x.shape
         if T > self.max_len:
             raise ValueError(
-                f"sequence length {T} exceeds max_len={self.max_len}: truncate the input or "
+                f"sequence length {T} exceeds max_len={self.max_len}: "
+                "truncate the input or "
                 f"build the module with max_len >= {T}"
             )
         pos = torch.arange(T, device=x.device)  # (T,)
-        return x + self.embedding(pos)  # (B, T, D) + (T, D) broadcasts over the batch
+        # (B, T, D) + (T, D) broadcasts over the batch
+        return x + self.embedding(pos)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,18 +143,24 @@ class LearnedPositionalEmbedding(nn.Module):
 
 
 def relative_positions(T: int, max_distance: int) -> Tensor:
-    """Bucket of the offset from query i to key j, ready to index a (2·max_distance + 1) table.
+    """Bucket of the offset from query i to key j, ready to index a
+    (2·max_distance + 1) table.
 
-    Entry [i, j] = clip(j − i, −max_distance, max_distance) + max_distance, as in Shaw et al.
-    (2018): offsets beyond ±max_distance share the outermost bucket, and the shift by
-    max_distance makes every entry a valid non-negative index.
+    Entry [i, j] = clip(j − i, −max_distance, max_distance) + max_distance,
+    as in Shaw et al. (2018): offsets beyond ±max_distance share the
+    outermost bucket, and the shift by max_distance makes every entry a
+    valid non-negative index.
     Example: relative_positions(3, 1) -> [[1, 2, 2], [0, 1, 2], [0, 0, 1]]
 
     Returns:
         (T, T) long, values in [0, 2·max_distance].
     """
     if T < 0 or max_distance < 0:
-        raise ValueError(f"T and max_distance must be >= 0, got T={T}, {max_distance=}")
+        raise ValueError(
+            f"T and max_distance must be >= 0, got T={T}, "
+            f"{max_distance=}"
+        )  # fmt: skip
     pos = torch.arange(T)
-    offset = pos.unsqueeze(0) - pos.unsqueeze(1)  # (1, T) - (T, 1): [i, j] = j - i
+    # (1, T) - (T, 1): [i, j] = j - i
+    offset = pos.unsqueeze(0) - pos.unsqueeze(1)
     return offset.clamp(-max_distance, max_distance) + max_distance

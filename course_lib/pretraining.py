@@ -46,103 +46,157 @@ def mask_tokens(
     special_tokens_mask: Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """BERT's masking, step for step as Hugging Face's ``DataCollatorForLanguageModeling``.
+    """BERT's masking, step for step as Hugging Face's
+    ``DataCollatorForLanguageModeling``.
 
-    Each non-special position is selected with probability ``mlm_probability``. Of the selected
-    ones, 80 % become ``mask_token_id``, 10 % a random id in [0, vocab_size) and 10 % stay
-    unchanged; the model must predict the original token at every selected position.
+    Each non-special position is selected with probability
+    ``mlm_probability``. Of the selected ones, 80 % become
+    ``mask_token_id``, 10 % a random id in [0, vocab_size) and 10 % stay
+    unchanged; the model must predict the original token at every selected
+    position.
 
     Args:
         input_ids: (B, T) integer ids; not modified.
-        special_tokens_mask: (B, T), True (or 1) at [CLS], [SEP], [PAD]…, which are never
-            selected. None: every position may be selected.
-        generator: the source of all randomness (four draws, in Hugging Face's order).
+        special_tokens_mask: (B, T), True (or 1) at [CLS], [SEP], [PAD]…,
+            which are never selected. None: every position may be selected.
+        generator: the source of all randomness
+            (four draws, in Hugging Face's order).
     Returns:
-        (inputs, labels): new (B, T) tensors; labels hold the original id where selected
-        and -100 elsewhere.
+        (inputs, labels): new (B, T) tensors; labels hold the original id
+        where selected and -100 elsewhere.
     """
     if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-        raise TypeError(f"input_ids must be integer token ids, got dtype {input_ids.dtype}")
+        raise TypeError(
+            "input_ids must be integer token ids, got dtype "
+            f"{input_ids.dtype}"
+        )  # fmt: skip
     if not 0.0 <= mlm_probability <= 1.0:
-        raise ValueError(f"mlm_probability must be in [0, 1], got {mlm_probability}")
+        raise ValueError(
+            f"mlm_probability must be in [0, 1], got {mlm_probability}",
+        )
     if vocab_size <= 0:
         raise ValueError(f"vocab_size must be positive, got {vocab_size}")
     shape, device = input_ids.shape, input_ids.device
     if special_tokens_mask is None:
-        special_tokens_mask = torch.zeros(shape, dtype=torch.bool, device=device)
+        special_tokens_mask = torch.zeros(
+            shape,
+            dtype=torch.bool,
+            device=device,
+        )
     elif special_tokens_mask.shape != shape:
         raise ValueError(
-            f"special_tokens_mask has shape {tuple(special_tokens_mask.shape)} but input_ids has "
+            "special_tokens_mask has shape "
+            f"{tuple(special_tokens_mask.shape)} but input_ids has "
             f"{tuple(shape)}; pass one flag per token"
         )
     inputs = input_ids.clone()
     labels = input_ids.clone()
 
-    probability_matrix = torch.full(shape, mlm_probability, device=device)  # (B, T)
+    # (B, T)
+    probability_matrix = torch.full(shape, mlm_probability, device=device)
     probability_matrix.masked_fill_(special_tokens_mask.bool(), 0.0)
-    masked_indices = torch.bernoulli(probability_matrix, generator=generator).bool()  # (B, T)
-    labels[~masked_indices] = IGNORE_INDEX  # the loss looks only at the selected positions
+    # (B, T)
+    masked_indices = torch.bernoulli(
+        probability_matrix,
+        generator=generator,
+    ).bool()
+    # the loss looks only at the selected positions
+    labels[~masked_indices] = IGNORE_INDEX
 
     # 80 % of the selected positions: [MASK]
     replace = torch.full(shape, 0.8, device=device)
-    indices_replaced = torch.bernoulli(replace, generator=generator).bool() & masked_indices
+    indices_replaced = (
+        torch.bernoulli(
+            replace,
+            generator=generator,
+        ).bool()
+        & masked_indices
+    )
     inputs[indices_replaced] = mask_token_id
 
-    # half of the remaining 20 %: a random token, so the model cannot trust unmasked inputs
+    # half of the remaining 20 %: a random token, so the model cannot trust
+    # unmasked inputs
     half = torch.full(shape, 0.5, device=device)
     indices_random = torch.bernoulli(half, generator=generator).bool()
     indices_random &= masked_indices & ~indices_replaced
     random_words = torch.randint(
-        vocab_size, shape, dtype=inputs.dtype, device=device, generator=generator
+        vocab_size,
+        shape,
+        dtype=inputs.dtype,
+        device=device,
+        generator=generator,
     )
     inputs[indices_random] = random_words[indices_random]
-    # the last 10 % keep their token: the representation of real inputs must stay useful
+    # the last 10 % keep their token: the representation of real inputs
+    # must stay useful
     return inputs, labels
 
 
-def causal_lm_labels(input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-    """Next-token targets aligned with the logits: labels[..., t] = input_ids[..., t + 1].
+def causal_lm_labels(
+    input_ids: Tensor,
+    attention_mask: Tensor | None = None,
+) -> Tensor:
+    """Next-token targets aligned with the logits: labels[..., t] =
+    input_ids[..., t + 1].
 
     Args:
-        input_ids: (B, T) ids. attention_mask: (B, T), 1 = real token, 0 = padding.
+        input_ids: (B, T) ids. attention_mask: (B, T), 1 = real token, 0 =
+            padding.
     Returns:
-        (B, T) long; -100 at the last position (nothing follows it) and wherever the target
-        token is padding.
+        (B, T) long; -100 at the last position (nothing follows it) and
+        wherever the target token is padding.
 
-    Example: ids [[5, 6, 7, 0]], mask [[1, 1, 1, 0]] -> [[6, 7, -100, -100]]
+    Example: ids [[5, 6, 7, 0]], mask [[1, 1, 1, 0]] ->
+        [[6, 7, -100, -100]]
     """
     if input_ids.dim() == 0:
-        raise ValueError("input_ids must have a sequence axis, e.g. shape (B, T)")
-    labels = torch.full_like(input_ids, IGNORE_INDEX, dtype=torch.long)  # (B, T)
+        raise ValueError(
+            "input_ids must have a sequence axis, e.g. shape (B, T)",
+        )
+    # (B, T)
+    labels = torch.full_like(input_ids, IGNORE_INDEX, dtype=torch.long)
     labels[..., :-1] = input_ids[..., 1:]
     if attention_mask is not None:
         if attention_mask.shape != input_ids.shape:
             raise ValueError(
-                f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids "
+                "attention_mask has shape "
+                f"{tuple(attention_mask.shape)}, input_ids "
                 f"{tuple(input_ids.shape)}; they must match"
             )
         target_is_pad = attention_mask[..., 1:] == 0  # (B, T - 1)
-        labels[..., :-1] = labels[..., :-1].masked_fill(target_is_pad, IGNORE_INDEX)
+        labels[..., :-1] = labels[..., :-1].masked_fill(
+            target_is_pad,
+            IGNORE_INDEX,
+        )
     return labels
 
 
-def masked_cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = -100) -> Tensor:
-    """Mean cross-entropy over the positions whose label is not ``ignore_index``.
+def masked_cross_entropy(
+    logits: Tensor,
+    labels: Tensor,
+    ignore_index: int = -100,
+) -> Tensor:
+    """Mean cross-entropy over the positions whose label is not
+    ``ignore_index``.
 
-    Equals ``F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), ignore_index=...)``.
-    Classes are on the LAST axis, so (B, T, V) logits go in as they come out of the model
-    (``F.cross_entropy`` itself wants them on axis 1). When every label is ignored the mean
-    is 0 / 0 = nan, exactly as in PyTorch.
+    Equals ``F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1),
+    ignore_index=...)``. Classes are on the LAST axis, so (B, T, V) logits
+    go in as they come out of the model (``F.cross_entropy`` itself wants
+    them on axis 1). When every label is ignored the mean is 0 / 0 = nan,
+    exactly as in PyTorch.
 
     Args:
-        logits: (N, V) or (B, T, V). labels: (N,) or (B, T) class ids or ``ignore_index``.
+        logits: (N, V) or (B, T, V). labels: (N,) or (B, T) class ids or
+            ``ignore_index``.
     Returns:
         a scalar tensor.
     """
     if logits.shape[:-1] != labels.shape:
         raise ValueError(
-            f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} do not line up: "
-            "labels must have the shape of logits without the last (class) axis"
+            f"logits {tuple(logits.shape)} and labels "
+            f"{tuple(labels.shape)} do not line up: "
+            "labels must have the shape of logits without the last "
+            "(class) axis"
         )
     V = logits.size(-1)
     logits = logits.reshape(-1, V)  # (N, V)
@@ -151,14 +205,17 @@ def masked_cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = -10
     bad = keep & ((labels < 0) | (labels >= V))
     if bad.any():
         raise ValueError(
-            f"label {labels[bad][0].item()} is outside [0, {V}); mark positions to skip with "
+            f"label {labels[bad][0].item()} is outside [0, {V}); mark "
+            "positions to skip with "
             f"{ignore_index}"
         )
     log_probs = torch.log_softmax(logits, dim=-1)  # (N, V)
-    safe_labels = labels.masked_fill(~keep, 0)  # any valid index; these rows are zeroed below
+    # any valid index; these rows are zeroed below
+    safe_labels = labels.masked_fill(~keep, 0)
     nll = -log_probs.gather(1, safe_labels[:, None]).squeeze(1)  # (N,)
     nll = nll.masked_fill(~keep, 0.0)
-    return nll.sum() / keep.sum()  # 0 / 0 = nan when nothing is kept, like torch
+    # 0 / 0 = nan when nothing is kept, like torch
+    return nll.sum() / keep.sum()
 
 
 def few_shot_prompt(
@@ -167,27 +224,40 @@ def few_shot_prompt(
     instruction: str = "",
     template: str = "Input: {input}\nOutput: {output}",
 ) -> str:
-    """An in-context-learning prompt: instruction, demonstrations, then the open query.
+    """An in-context-learning prompt: instruction, demonstrations, then the
+    open query.
 
-    Blocks are separated by a blank line. The query is the template cut just before
-    ``{output}`` (trailing spaces removed), so the model continues with the answer. No
-    examples gives a zero-shot prompt.
+    Blocks are separated by a blank line. The query is the template cut
+    just before ``{output}`` (trailing spaces removed), so the model
+    continues with the answer. No examples gives a zero-shot prompt.
 
     Example: few_shot_prompt([("2 + 2", "4")], "3 + 5") ->
         "Input: 2 + 2\\nOutput: 4\\n\\nInput: 3 + 5\\nOutput:"
     """
     if "{input}" not in template or "{output}" not in template:
         raise ValueError(
-            f"template must contain the fields {{input}} and {{output}}, got {template!r}"
-        )
-    if isinstance(examples, tuple) and len(examples) == 2 and isinstance(examples[0], str):
-        raise TypeError("examples must be a list of (input, output) pairs; wrap one pair in [ ]")
+            "template must contain the fields {input} and {output}, "
+            f"got {template!r}"
+        )  # fmt: skip
+    if (
+        isinstance(examples, tuple)
+        and len(examples) == 2
+        and isinstance(examples[0], str)
+    ):  # fmt: skip
+        raise TypeError(
+            "examples must be a list of (input, output) pairs; wrap one "
+            "pair in [ ]"
+        )  # fmt: skip
     blocks = [instruction.strip()] if instruction.strip() else []
     for n, example in enumerate(examples):
         if len(example) != 2:
-            raise ValueError(f"example {n} must be an (input, output) pair, got {example!r}")
+            raise ValueError(
+                f"example {n} must be an (input, output) pair, got "
+                f"{example!r}"
+            )  # fmt: skip
         blocks.append(template.format(input=example[0], output=example[1]))
-    marker = "\x00OUTPUT\x00"  # find where {output} lands even if the template escapes braces
+    # find where {output} lands even if the template escapes braces
+    marker = "\x00OUTPUT\x00"
     open_query = template.format(input=query, output=marker)
     blocks.append(open_query[: open_query.index(marker)].rstrip(" \t"))
     return "\n\n".join(blocks)
@@ -242,16 +312,25 @@ class TinyMaskedLM(nn.Module):
             else:
                 nn.init.ones_(p)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """(B, T) ids, optional (B, T) 1 = real token -> (B, T, V) logits."""
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+    ) -> Tensor:
+        """(B, T) ids, optional (B, T) 1 = real token -> (B, T, V)
+        logits."""
         B, T = input_ids.shape
         if T > self.max_len:
-            raise ValueError(f"sequence length {T} exceeds max_len={self.max_len}; truncate it")
+            raise ValueError(
+                f"sequence length {T} exceeds max_len={self.max_len}; "
+                "truncate it"
+            )  # fmt: skip
         positions = torch.arange(T, device=input_ids.device)  # (T,)
         x = self.tok_emb(input_ids) + self.pos_emb(positions)  # (B, T, D)
         mask = None
         if attention_mask is not None:
-            mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S) keys that are real
+            # (B, 1, 1, S) keys that are real
+            mask = attention_mask.bool()[:, None, None, :]
         for layer in self.layers:
             x = layer(x, attn_mask=mask)  # (B, T, D)
         return self.lm_head(self.norm(x))  # (B, T, V)

@@ -21,15 +21,22 @@ __all__ = ["SelfAttention", "CrossAttention"]
 
 
 class SelfAttention(nn.Module):
-    """Single-head self-attention with learned Q, K, V projections (no output projection).
+    """Single-head self-attention with learned Q, K, V projections
+    (no output projection).
 
     Args:
-        d_model: width D of the input. d_k: width of queries and keys (default D).
-        d_v: width of values and of the output (default D). bias: bias in the projections.
+        d_model: width D of the input. d_k: width of queries and keys
+            (default D).
+        d_v: width of values and of the output (default D). bias: bias in
+            the projections.
     """
 
     def __init__(
-        self, d_model: int, d_k: int | None = None, d_v: int | None = None, bias: bool = False
+        self,
+        d_model: int,
+        d_k: int | None = None,
+        d_v: int | None = None,
+        bias: bool = False,
     ) -> None:
         super().__init__()
         d_k = d_model if d_k is None else d_k
@@ -39,21 +46,29 @@ class SelfAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, d_v, bias=bias)
 
     def forward(
-        self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False
+        self,
+        x: Tensor,
+        attn_mask: Tensor | None = None,
+        is_causal: bool = False,
     ) -> Tensor:
-        """(B, T, D) -> (B, T, d_v). ``attn_mask`` broadcasts to (B, T, T), True = may attend."""
+        """(B, T, D) -> (B, T, d_v). ``attn_mask`` broadcasts to (B, T, T),
+        True = may attend."""
         q = self.q_proj(x)  # (B, T, d_k)
         k = self.k_proj(x)  # (B, T, d_k)
         v = self.v_proj(x)  # (B, T, d_v)
-        return scaled_dot_product_attention(q, k, v, attn_mask, is_causal)  # (B, T, d_v)
+        # (B, T, d_v)
+        return scaled_dot_product_attention(q, k, v, attn_mask, is_causal)
 
 
 class CrossAttention(nn.Module):
-    """Single-head cross-attention: queries from ``x``, keys and values from ``context``.
+    """Single-head cross-attention: queries from ``x``, keys and values
+    from ``context``.
 
     Args:
-        d_model: width D of ``x``. d_context: width of ``context`` (the encoder output).
-        d_k: width of queries and keys (default D). d_v: width of the output (default D).
+        d_model: width D of ``x``. d_context: width of ``context``
+            (the encoder output).
+        d_k: width of queries and keys (default D). d_v: width of the
+            output (default D).
         bias: bias in the projections.
     """
 
@@ -72,18 +87,25 @@ class CrossAttention(nn.Module):
         self.k_proj = nn.Linear(d_context, d_k, bias=bias)
         self.v_proj = nn.Linear(d_context, d_v, bias=bias)
 
-    def forward(self, x: Tensor, context: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor,
+        attn_mask: Tensor | None = None,
+    ) -> Tensor:
         """(B, T, D), (B, S, d_context) -> (B, T, d_v).
 
-        ``attn_mask`` broadcasts to (B, T, S), True = may attend; e.g. ``am[:, None, :].bool()``
-        hides the padding of the context.
+        ``attn_mask`` broadcasts to (B, T, S), True = may attend; e.g.
+        ``am[:, None, :].bool()`` hides the padding of the context.
         """
         if x.size(0) != context.size(0):
             raise ValueError(
-                f"x and context must have the same batch size, got {x.size(0)} and "
+                "x and context must have the same batch size, got "
+                f"{x.size(0)} and "
                 f"{context.size(0)}"
             )
         q = self.q_proj(x)  # (B, T, d_k)
         k = self.k_proj(context)  # (B, S, d_k)
         v = self.v_proj(context)  # (B, S, d_v)
-        return scaled_dot_product_attention(q, k, v, attn_mask)  # (B, T, d_v)
+        # (B, T, d_v)
+        return scaled_dot_product_attention(q, k, v, attn_mask)

@@ -27,27 +27,39 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def linear(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+) -> Tensor:
     """y = x Wᵀ + b, argument for argument like ``F.linear``.
 
     Args:
-        x: (..., in). Any number of leading dimensions (batch, sequence, ...).
+        x: (..., in). Any number of leading dimensions
+            (batch, sequence, ...).
         weight: (out, in), the PyTorch layout: one row per output feature.
         bias: (out,) or None.
     Returns:
         (..., out).
     """
     if weight.ndim != 2:
-        raise ValueError(f"weight must be 2-D (out, in), got shape {tuple(weight.shape)}")
+        raise ValueError(
+            "weight must be 2-D (out, in), got shape "
+            f"{tuple(weight.shape)}"
+        )  # fmt: skip
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
-            f"x's last dimension must equal weight.shape[1] = {weight.shape[1]} (weight is "
+            "x's last dimension must equal weight.shape[1] = "
+            f"{weight.shape[1]} (weight is "
             f"(out, in)); got x of shape {tuple(x.shape)}"
         )
     out = x @ weight.T  # (..., in) @ (in, out) -> (..., out)
     if bias is not None:
         if bias.shape != (weight.shape[0],):
-            raise ValueError(f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+            raise ValueError(
+                f"bias must have shape ({weight.shape[0]},), got "
+                f"{tuple(bias.shape)}"
+            )  # fmt: skip
         out = out + bias  # (out,) broadcasts over every leading dimension
     return out
 
@@ -57,24 +69,33 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
-def mse_loss_and_grad(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+def mse_loss_and_grad(
+    pred: Tensor,
+    target: Tensor,
+) -> tuple[Tensor, Tensor]:
     """Mean squared error and its gradient with respect to ``pred``.
 
-    loss = mean((pred - target)²) over all N elements, so d loss / d pred = 2 (pred - target) / N.
+    loss = mean((pred - target)²) over all N elements, so d loss / d pred =
+    2 (pred - target) / N.
 
     Args:
-        pred: any shape. target: the same shape (no broadcasting: a (B, 1) vs (B,) mix-up
-            would silently build a (B, B) matrix of errors).
+        pred: any shape. target: the same shape (no broadcasting: a (B, 1)
+            vs (B,) mix-up would silently build a (B, B) matrix of errors).
     Returns:
         (loss, grad): a 0-d tensor and a tensor shaped like ``pred``.
     """
     if pred.shape != target.shape:
         raise ValueError(
-            f"pred and target must have the same shape, got {tuple(pred.shape)} and "
-            f"{tuple(target.shape)}; reshape one of them (e.g. target.view_as(pred))"
+            "pred and target must have the same shape, got "
+            f"{tuple(pred.shape)} and "
+            f"{tuple(target.shape)}; reshape one of them (e.g. "
+            "target.view_as(pred))"
         )
     if pred.numel() == 0:
-        raise ValueError("mse of an empty tensor is undefined: pass at least one element")
+        raise ValueError(
+            "mse of an empty tensor is undefined: pass at least one "
+            "element"
+        )  # fmt: skip
     diff = pred - target
     n = diff.numel()
     loss = (diff * diff).sum() / n
@@ -82,15 +103,20 @@ def mse_loss_and_grad(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     return loss, grad
 
 
-def numerical_gradient(f: Callable[[Tensor], Tensor], x: Tensor, eps: float = 1e-3) -> Tensor:
+def numerical_gradient(
+    f: Callable[[Tensor], Tensor],
+    x: Tensor,
+    eps: float = 1e-3,
+) -> Tensor:
     """Gradient of a scalar function by central differences, in float64.
 
-    grad[i] = (f(x + eps·eᵢ) - f(x - eps·eᵢ)) / (2·eps). The error is O(eps²), and float64
-    keeps rounding error far below it, which makes this a trustworthy check of a hand-written
-    or autograd gradient.
+    grad[i] = (f(x + eps·eᵢ) - f(x - eps·eᵢ)) / (2·eps). The error is
+    O(eps²), and float64 keeps rounding error far below it, which makes
+    this a trustworthy check of a hand-written or autograd gradient.
 
     Args:
-        f: maps a tensor shaped like ``x`` to a scalar (a 0-d or one-element tensor).
+        f: maps a tensor shaped like ``x`` to a scalar
+            (a 0-d or one-element tensor).
         x: the point; it is not modified (``f`` sees a float64 copy).
         eps: the step.
     Returns:
@@ -99,7 +125,8 @@ def numerical_gradient(f: Callable[[Tensor], Tensor], x: Tensor, eps: float = 1e
     if eps <= 0:
         raise ValueError(f"eps must be positive, got {eps}")
     x64 = x.detach().to(torch.float64).clone()
-    flat = x64.view(-1)  # a view: writing flat[i] moves x64, which is what f sees
+    # a view: writing flat[i] moves x64, which is what f sees
+    flat = x64.view(-1)
     grad = torch.zeros_like(flat)
     with torch.no_grad():
         for i in range(flat.numel()):
@@ -129,26 +156,37 @@ def _scalar(value: Tensor | float) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def sgd_step(params: list[Tensor], grads: list[Tensor], lr: float) -> list[Tensor]:
-    """One step of plain gradient descent: p ← p - lr · g, returned as new tensors.
+def sgd_step(
+    params: list[Tensor],
+    grads: list[Tensor],
+    lr: float,
+) -> list[Tensor]:
+    """One step of plain gradient descent: p ← p - lr · g, returned as new
+    tensors.
 
-    The gradient points uphill (steepest ascent), so we move the other way. The inputs are left
-    untouched, which keeps the exercise free of in-place aliasing surprises.
+    The gradient points uphill (steepest ascent), so we move the other way.
+    The inputs are left untouched, which keeps the exercise free of
+    in-place aliasing surprises.
 
     Args:
-        params: tensors of any shapes. grads: one per parameter, same shapes.
+        params: tensors of any shapes. grads: one per parameter, same
+            shapes.
         lr: learning rate (step size).
     Returns:
         New tensors, one per parameter.
     """
     if len(params) != len(grads):
-        raise ValueError(f"got {len(params)} params but {len(grads)} grads; pass one per param")
+        raise ValueError(
+            f"got {len(params)} params but {len(grads)} grads; pass one "
+            "per param"
+        )  # fmt: skip
     new_params = []
     for i, (p, g) in enumerate(zip(params, grads)):
         if p.shape != g.shape:
             raise ValueError(
-                f"param {i} has shape {tuple(p.shape)} but its grad has {tuple(g.shape)}"
-            )
+                f"param {i} has shape {tuple(p.shape)} but its grad has "
+                f"{tuple(g.shape)}"
+            )  # fmt: skip
         new_params.append(p.detach() - lr * g.detach())
     return new_params
 
@@ -167,29 +205,34 @@ def train_linear_regression(
     batch_size: int = 16,
     generator: torch.Generator,
 ) -> tuple[Tensor, Tensor, list[float]]:
-    """Fit y ≈ linear(x, W, b) by mini-batch SGD built from this chapter's functions.
+    """Fit y ≈ linear(x, W, b) by mini-batch SGD built from this chapter's
+    functions.
 
-    Weights start at zero (the problem is convex, so no random start is needed); the generator
-    only shuffles the examples at the start of every epoch. The backward pass is the chain rule
-    written out: with g = d loss / d pred of shape (B, out), d loss / dW = gᵀ x and
-    d loss / db = Σ_B g.
+    Weights start at zero (the problem is convex, so no random start is
+    needed); the generator only shuffles the examples at the start of every
+    epoch. The backward pass is the chain rule written out: with g = d loss
+    / d pred of shape (B, out), d loss / dW = gᵀ x and d loss / db = Σ_B g.
 
     Args:
         x: (N, in). y: (N, out).
-        lr: learning rate. epochs: passes over the data. batch_size: examples per step
-            (the last batch of an epoch may be smaller).
+        lr: learning rate. epochs: passes over the data. batch_size:
+            examples per step (the last batch of an epoch may be smaller).
         generator: the only source of randomness (the shuffling order).
     Returns:
-        (weight (out, in), bias (out,), losses): ``losses`` holds the mini-batch loss of every
-        iteration, before its update.
+        (weight (out, in), bias (out,), losses): ``losses`` holds the
+        mini-batch loss of every iteration, before its update.
     """
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(
-            f"x must be (N, in) and y (N, out) with the same N, got {tuple(x.shape)} and "
+            "x must be (N, in) and y (N, out) with the same N, got "
+            f"{tuple(x.shape)} and "
             f"{tuple(y.shape)}; use y.unsqueeze(-1) for a single output"
         )
     if batch_size < 1 or epochs < 0:
-        raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {batch_size}, {epochs}")
+        raise ValueError(
+            f"batch_size must be >= 1 and epochs >= 0, got {batch_size}, "
+            f"{epochs}"
+        )  # fmt: skip
     n, in_features = x.shape
     out_features = y.shape[1]
     weight = torch.zeros(out_features, in_features, dtype=x.dtype)

@@ -44,12 +44,16 @@ SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 def normalize(text: str) -> str:
     """NFD, drop combining accents, lowercase, collapse whitespace, strip.
 
-    NFD splits "é" into "e" plus a combining acute accent (Unicode category Mn), which we drop.
+    NFD splits "é" into "e" plus a combining acute accent
+    (Unicode category Mn), which we drop.
     Example: "  Héllo\\tWÖRLD " -> "hello world"
     """
     decomposed = unicodedata.normalize("NFD", text)
-    no_accents = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
-    return " ".join(no_accents.lower().split())  # split() with no argument eats any whitespace
+    no_accents = "".join(
+        ch for ch in decomposed if unicodedata.category(ch) != "Mn"
+    )  # fmt: skip
+    # split() with no argument eats any whitespace
+    return " ".join(no_accents.lower().split())
 
 
 def _is_punctuation(ch: str) -> bool:
@@ -65,9 +69,11 @@ def _is_punctuation(ch: str) -> bool:
 
 
 def pre_tokenize(text: str) -> list[str]:
-    """Split on whitespace; every punctuation character becomes a token of its own.
+    """Split on whitespace; every punctuation character becomes a token of
+    its own.
 
-    Example: "new york!" -> ["new", "york", "!"]; "don't" -> ["don", "'", "t"]
+    Example: "new york!" -> ["new", "york", "!"]; "don't" ->
+    ["don", "'", "t"]
     """
     tokens: list[str] = []
     for word in text.split():
@@ -97,21 +103,26 @@ def build_vocab(
 ) -> dict[str, int]:
     """Token → id for the specials and the most frequent tokens.
 
-    Specials come first in the given order (so "[PAD]" gets id 0 by default), then tokens by
-    descending count, ties broken alphabetically so the result does not depend on input order.
-    ``max_size`` counts the specials. Tokens that equal a special are not counted twice.
+    Specials come first in the given order
+    (so "[PAD]" gets id 0 by default), then tokens by descending count,
+    ties broken alphabetically so the result does not depend on input
+    order. ``max_size`` counts the specials. Tokens that equal a special
+    are not counted twice.
 
-    Example: build_vocab(["b", "a", "b", "c"], 3, ("[UNK]",)) -> {"[UNK]": 0, "b": 1, "a": 2}
+    Example: build_vocab(["b", "a", "b", "c"], 3, ("[UNK]",)) ->
+    {"[UNK]": 0, "b": 1, "a": 2}
     """
     if len(set(specials)) != len(specials):
         raise ValueError(f"specials contains duplicates: {specials}")
     if max_size < len(specials):
         raise ValueError(
-            f"max_size={max_size} cannot hold the {len(specials)} special tokens; "
+            f"max_size={max_size} cannot hold the {len(specials)} "
+            "special tokens; "
             f"use max_size >= {len(specials)}"
         )
     counts = Counter(t for t in tokens if t not in specials)
-    ranked = sorted(counts, key=lambda t: (-counts[t], t))  # count desc, then alphabetical
+    # count desc, then alphabetical
+    ranked = sorted(counts, key=lambda t: (-counts[t], t))
     kept = ranked[: max_size - len(specials)]
     return {tok: i for i, tok in enumerate([*specials, *kept])}
 
@@ -201,7 +212,8 @@ def get_stats(ids: list[int]) -> dict[tuple[int, int], int]:
 
 
 def merge(ids: list[int], pair: tuple[int, int], idx: int) -> list[int]:
-    """Replace every occurrence of ``pair`` by ``idx``, scanning left to right.
+    """Replace every occurrence of ``pair`` by ``idx``, scanning left to
+    right.
 
     Example: merge([1, 2, 3, 1, 2], (1, 2), 4) -> [4, 3, 4]
     Overlaps resolve from the left: merge([5, 5, 5], (5, 5), 6) -> [6, 5]
@@ -209,7 +221,11 @@ def merge(ids: list[int], pair: tuple[int, int], idx: int) -> list[int]:
     out: list[int] = []
     i = 0
     while i < len(ids):
-        if i < len(ids) - 1 and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+        if (
+            i < len(ids) - 1
+            and ids[i] == pair[0]
+            and ids[i + 1] == pair[1]
+        ):  # fmt: skip
             out.append(idx)
             i += 2
         else:
@@ -221,15 +237,21 @@ def merge(ids: list[int], pair: tuple[int, int], idx: int) -> list[int]:
 def bpe_train(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
     """Learn ``vocab_size - 256`` merges on the UTF-8 bytes of ``text``.
 
-    Each step merges the most frequent adjacent pair; a tie goes to the pair that occurs first
-    in the current sequence (``get_stats`` keeps first-occurrence order and ``max`` returns the
-    first maximum). Training stops early, with fewer merges, once no pair is left to merge.
+    Each step merges the most frequent adjacent pair; a tie goes to the
+    pair that occurs first in the current sequence
+    (``get_stats`` keeps first-occurrence order and ``max`` returns the
+    first maximum). Training stops early, with fewer merges, once no pair
+    is left to merge.
 
     Returns:
-        {(left_id, right_id): new_id} with new ids 256, 257, ... in the order learned.
+        {(left_id, right_id): new_id} with new ids 256, 257, ... in the
+        order learned.
     """
     if vocab_size < 256:
-        raise ValueError(f"vocab_size must be at least 256 (one id per byte), got {vocab_size}")
+        raise ValueError(
+            "vocab_size must be at least 256 (one id per byte), got "
+            f"{vocab_size}"
+        )  # fmt: skip
     ids = list(text.encode("utf-8"))
     merges: dict[tuple[int, int], int] = {}
     for idx in range(256, vocab_size):
@@ -297,13 +319,17 @@ def char_tokenize(text: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def pad_batch(batch: list[list[int]], pad_id: int = 0) -> dict[str, Tensor]:
+def pad_batch(
+    batch: list[list[int]],
+    pad_id: int = 0,
+) -> dict[str, Tensor]:
     """Right-pad sequences to the longest one and build the attention mask.
 
     Example: [[5, 6, 7], [8]] -> input_ids [[5, 6, 7], [8, 0, 0]],
     attention_mask [[1, 1, 1], [1, 0, 0]]
     Returns:
-        {"input_ids": (B, T) long, "attention_mask": (B, T) long, 1 = real token, 0 = padding}
+        {"input_ids": (B, T) long, "attention_mask": (B, T) long, 1 = real
+        token, 0 = padding}
     """
     if len(batch) == 0:
         raise ValueError("batch is empty: pass at least one sequence")

@@ -47,21 +47,29 @@ def _get_activation(name: str) -> Callable[[Tensor], Tensor]:
     return ACTIVATIONS[name]
 
 
-def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Tensor:
-    """Normalize each token's D features to mean 0, variance 1, then scale and shift.
+def layer_norm(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize each token's D features to mean 0, variance 1, then scale
+    and shift.
 
-    Like ``F.layer_norm(x, (D,), weight, bias, eps)``: the variance is the biased one (divide by
-    D), and eps sits inside the square root.
+    Like ``F.layer_norm(x, (D,), weight, bias, eps)``: the variance is the
+    biased one (divide by D), and eps sits inside the square root.
 
     Args:
-        x: (..., D). weight, bias: (D,), the learned scale (gamma) and shift (beta).
+        x: (..., D). weight, bias: (D,), the learned scale (gamma) and
+            shift (beta).
     Returns:
         (..., D).
     """
     D = x.size(-1)
     if weight.shape != (D,) or bias.shape != (D,):
         raise ValueError(
-            f"weight and bias must have shape ({D},) to match x's last dim, got "
+            f"weight and bias must have shape ({D},) to match x's last "
+            "dim, got "
             f"{tuple(weight.shape)} and {tuple(bias.shape)}"
         )
     mean = x.mean(dim=-1, keepdim=True)  # (..., 1)
@@ -72,13 +80,19 @@ def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Te
 class FeedForward(nn.Module):
     """Position-wise feed-forward network: linear2(activation(linear1(x))).
 
-    The same two layers are applied to every position independently; d_ff is usually 4 * D.
+    The same two layers are applied to every position independently; d_ff
+    is usually 4 * D.
 
     Args:
         d_model: D. d_ff: hidden width. activation: "relu" or "gelu".
     """
 
-    def __init__(self, d_model: int, d_ff: int, activation: str = "gelu") -> None:
+    def __init__(
+        self,
+        d_model: int,
+        d_ff: int,
+        activation: str = "gelu",
+    ) -> None:
         super().__init__()
         self.activation = _get_activation(activation)
         self.linear1 = nn.Linear(d_model, d_ff)
@@ -86,7 +100,8 @@ class FeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, T, D) -> (B, T, D)."""
-        return self.linear2(self.activation(self.linear1(x)))  # (B, T, d_ff) inside
+        # (B, T, d_ff) inside
+        return self.linear2(self.activation(self.linear1(x)))
 
 
 class TransformerEncoderLayer(nn.Module):
@@ -126,8 +141,13 @@ class TransformerEncoderLayer(nn.Module):
     def _ff_block(self, x: Tensor) -> Tensor:
         return self.linear2(self.activation(self.linear1(x)))  # (B, T, D)
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
-        """(B, T, D) -> (B, T, D). ``attn_mask``: (T, S) or (B, 1, T, S), True = may attend."""
+    def forward(
+        self,
+        x: Tensor,
+        attn_mask: Tensor | None = None,
+    ) -> Tensor:
+        """(B, T, D) -> (B, T, D). ``attn_mask``: (T, S) or (B, 1, T, S),
+        True = may attend."""
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), attn_mask)
             x = x + self._ff_block(self.norm2(x))
@@ -189,8 +209,10 @@ class TransformerDecoderLayer(nn.Module):
         """x (B, T, D), memory (B, S, D) -> (B, T, D).
 
         Args:
-            tgt_mask: (T, T) or (B, 1, T, T), True = may attend; usually ``causal_mask(T)``.
-            memory_mask: (T, S) or (B, 1, T, S) / (B, 1, 1, S), True = may attend.
+            tgt_mask: (T, T) or (B, 1, T, T), True = may attend; usually
+                ``causal_mask(T)``.
+            memory_mask: (T, S) or (B, 1, T, S) / (B, 1, 1, S), True = may
+                attend.
         """
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), tgt_mask)
@@ -235,19 +257,31 @@ class TransformerEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(d_model, eps=layer_norm_eps) if norm_first else None
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        attn_mask: Tensor | None = None,
+    ) -> Tensor:
         """(B, T, D) -> (B, T, D); the same mask is used by every layer."""
         for layer in self.layers:
             x = layer(x, attn_mask)
         return x if self.norm is None else self.norm(x)
 
 
-def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
-    """Number of scalar parameters; a parameter shared by two submodules counts once.
+def count_parameters(
+    module: nn.Module,
+    trainable_only: bool = True,
+) -> int:
+    """Number of scalar parameters; a parameter shared by two submodules
+    counts once.
 
     Example: ``count_parameters(nn.Linear(4, 3))`` -> 4*3 + 3 = 15.
     """
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+    return sum(
+        p.numel()
+        for p in module.parameters()
+        if p.requires_grad or not trainable_only
+    )  # fmt: skip
 
 
 def _check_torch_layer(

@@ -7,8 +7,9 @@ output either changes the text or fails the build. The slow test proves that on 
 built with the real configuration and the real jupyter-book command.
 
 Fast checks over every chapter source: each glue key the prose uses is glued by the chapter; no
-code line that the reader sees is wider than the code column. Over the built HTML (when it
-exists): no output shows ``grad_fn=``.
+code line that the reader sees is wider than the code column, in the code cells and in the
+``course_lib`` source that ``{literalinclude}`` directives show. Over the built HTML: no output
+shows ``grad_fn=``; no line of a rendered code block is wider than the code column.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 import subprocess
 import textwrap
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,65 @@ def test_no_code_line_is_wider_than_the_code_column(cid):
     )
 
 
+# The literalinclude options this module knows how to measure (see _included_lines).
+_INCLUDE_OPTIONS = {"language", "pyobject"}
+
+
+def _included_lines(cid: str) -> list[tuple[str, str, list[str]]]:
+    """(file, object, lines) of every ``{literalinclude}`` of a chapter, as the page shows them.
+
+    ``:pyobject:`` is cut out by the book build's own helper. Sphinx does not dedent it (no
+    ``:dedent:`` option), so a method keeps the class body's indentation on the page, which the
+    helper strips: it is added back (ruff's four spaces per level of nesting).
+    """
+    included = []
+    for match in bookbuild._LITERALINCLUDE.finditer(_source(cid)):
+        options = bookbuild._options(match["options"])
+        unknown = set(options) - _INCLUDE_OPTIONS
+        assert not unknown, (
+            f"{cid}: a literalinclude of {match['path']} uses {sorted(unknown)}, which "
+            "_included_lines does not apply yet; teach it those options (as Sphinx applies "
+            "them) so the included lines are still measured"
+        )
+        path = (bookbuild.BOOK_DIR / match["path"]).resolve()
+        name = options.get("pyobject", "")
+        if name:
+            indent = " " * 4 * name.count(".")
+            code = bookbuild._pyobject_source(path, name)
+            lines = [indent + line if line else line for line in code.splitlines()]
+        else:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        included.append((path.relative_to(bookbuild.REPO_ROOT).as_posix(), name, lines))
+    return included
+
+
+@pytest.mark.parametrize("cid", book_chapters())
+def test_no_included_source_line_is_wider_than_the_code_column(cid):
+    """The ``course_lib`` source a chapter shows fits the code column like its code cells."""
+    wide = [
+        f"{path} {name or '(whole file)'}, line {n} ({len(line)} chars): {line.strip()[:50]}"
+        for path, name, lines in _included_lines(cid)
+        for n, line in enumerate(lines, 1)
+        if len(line) > CODE_COLUMN
+    ]
+    assert not wide, (
+        f"{cid}: {len(wide)} included source line(s) wider than the {CODE_COLUMN}-character "
+        "code column (line n of the object as shown); wrap them in course_lib, ruff style, "
+        "in a way that `ruff format` (100 columns) keeps:\n  " + "\n  ".join(wide)
+    )
+
+
+def test_included_lines_keep_a_methods_indentation():
+    """A ``Class.method`` include is measured with the indentation the page shows."""
+    cid = next(
+        (c for c in book_chapters() if "TransformerEncoderLayer.forward" in _source(c)), None
+    )
+    if cid is None:
+        pytest.skip("chapter 9 is not among the selected chapters")
+    (lines,) = [ls for _, n, ls in _included_lines(cid) if n == "TransformerEncoderLayer.forward"]
+    assert lines[0].startswith("    def forward(")
+
+
 @pytest.mark.slow
 @pytest.mark.xdist_group("book")
 def test_no_built_page_prints_grad_fn():
@@ -100,6 +161,79 @@ def test_no_built_page_prints_grad_fn():
         pytest.skip("the book is not built (python -m course_lib.bookbuild)")
     noisy = [p.name for p in pages if "grad_fn=" in p.read_text(encoding="utf-8")]
     assert not noisy, f"pages that print grad_fn=: {noisy}; run the cell under torch.no_grad()"
+
+
+class _CodeBlocks(HTMLParser):
+    """The text of every ``div.highlight pre`` of a page that is not inside a cell's output."""
+
+    _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "wbr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[str] = []
+        self._open: list[tuple[str, set[str]]] = []  # the open elements and their classes
+        self._pre: list[str] | None = None
+        self._pre_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._VOID:
+            return
+        self._open.append((tag, set((dict(attrs).get("class") or "").split())))
+        if tag == "pre" and self._pre is None:
+            classes = [c for _, cs in self._open[:-1] for c in cs]
+            if "highlight" in classes and "cell_output" not in classes:
+                self._pre, self._pre_depth = [], len(self._open)
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            closed, _ = self._open.pop()
+            if self._pre is not None and len(self._open) < self._pre_depth:
+                self.blocks.append("".join(self._pre))
+                self._pre = None
+            if closed == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if self._pre is not None:
+            self._pre.append(data)
+
+
+def _code_blocks(html: str) -> list[str]:
+    parser = _CodeBlocks()
+    parser.feed(html)
+    parser.close()
+    return parser.blocks
+
+
+def test_the_code_block_reader_skips_outputs():
+    html = (
+        '<div class="cell_input"><div class="highlight"><pre><span>x</span> = 1\n'
+        "y = 2</pre></div></div>"
+        '<div class="cell_output"><div class="output"><div class="highlight">'
+        "<pre>out</pre></div></div></div><br><pre>plain</pre>"
+    )
+    assert _code_blocks(html) == ["x = 1\ny = 2"]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+@pytest.mark.parametrize("cid", book_chapters())
+def test_no_rendered_code_line_is_wider_than_the_code_column(book_html, cid):
+    """What the reader gets: every code block of the English page, included source too."""
+    page = book_html / f"{cid}.html"
+    assert page.is_file(), f"{page} was not built"
+    blocks = _code_blocks(page.read_text(encoding="utf-8"))
+    assert blocks, f"{page.name} shows no code block: has the theme's markup changed?"
+    wide = [
+        f"block {b}, line {n} ({len(line)} chars): {line.strip()[:60]}"
+        for b, block in enumerate(blocks, 1)
+        for n, line in enumerate(block.splitlines(), 1)
+        if len(line) > CODE_COLUMN
+    ]
+    assert not wide, (
+        f"{page.name}: {len(wide)} rendered code line(s) wider than the {CODE_COLUMN}-character "
+        "code column:\n  " + "\n  ".join(wide)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
