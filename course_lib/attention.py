@@ -73,8 +73,8 @@ def attention_weights(
     """
     if attn_mask is not None and is_causal:
         raise ValueError(
-            "pass attn_mask or is_causal, not both (combine_masks joins "
-            "masks)"
+            "pass attn_mask or is_causal, not both "
+            "(combine_masks joins masks)"
         )  # fmt: skip
     if query.size(-1) != key.size(-1):
         raise ValueError(
@@ -96,8 +96,8 @@ def attention_weights(
         ):  # fmt: skip
             raise ValueError(
                 f"attn_mask of shape {tuple(attn_mask.shape)} does not "
-                "broadcast to the scores "
-                f"(..., T, S) = {tuple(scores.shape)}"
+                "broadcast to the scores (..., T, S) = "
+                f"{tuple(scores.shape)}"
             )
         if attn_mask.dtype == torch.bool:
             scores = scores.masked_fill(~attn_mask, float("-inf"))

@@ -128,15 +128,13 @@ def most_similar(
     if weight.ndim != 2 or query.shape[-1:] != weight.shape[-1:]:
         raise ValueError(
             "query must be (..., D) and weight (V, D) with the same D, "
-            "got "
-            f"{tuple(query.shape)} and {tuple(weight.shape)}"
+            f"got {tuple(query.shape)} and {tuple(weight.shape)}"
         )
     exclude = sorted(set(exclude or []))
     if exclude and not 0 <= exclude[0] <= exclude[-1] < weight.shape[0]:
         raise ValueError(
-            f"exclude holds ids outside [0, {weight.shape[0]}): "
-            f"{exclude}"
-        )  # fmt: skip
+            f"exclude holds ids outside [0, {weight.shape[0]}): {exclude}",
+        )
     available = weight.shape[0] - len(exclude)
     if not 1 <= k <= available:
         raise ValueError(

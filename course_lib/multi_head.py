@@ -75,8 +75,8 @@ class MultiHeadAttention(nn.Module):
         if num_heads <= 0 or embed_dim % num_heads != 0:
             raise ValueError(
                 f"embed_dim={embed_dim} must be divisible by "
-                f"num_heads={num_heads}; "
-                f"pick num_heads among the divisors of {embed_dim}"
+                f"num_heads={num_heads}; pick num_heads among the "
+                f"divisors of {embed_dim}"
             )
         self.embed_dim = embed_dim
         self.num_heads = num_heads
@@ -111,8 +111,8 @@ class MultiHeadAttention(nn.Module):
             # (B, T, S) would line up B with the head axis of (B, H, T, S):
             # refuse to guess.
             raise ValueError(
-                "a 3-D attn_mask is ambiguous; pass (T, S) or 4-D (B, 1, "
-                "T, S): use mask[:, None]"
+                "a 3-D attn_mask is ambiguous; pass (T, S) or 4-D "
+                "(B, 1, T, S): use mask[:, None]"
             )  # fmt: skip
         H = self.num_heads
         q = split_heads(self.q_proj(query), H)  # (B, H, T, Dh)
@@ -145,13 +145,12 @@ def load_torch_mha(
         raise ValueError(
             f"shape mismatch: torch has embed_dim={torch_mha.embed_dim}, "
             f"num_heads={torch_mha.num_heads}; ours has "
-            f"embed_dim={module.embed_dim}, "
-            f"num_heads={module.num_heads}"
+            f"embed_dim={module.embed_dim}, num_heads={module.num_heads}"
         )
     if not torch_mha._qkv_same_embed_dim:
         raise ValueError(
-            "torch_mha has kdim/vdim != embed_dim; only equal widths are "
-            "supported"
+            "torch_mha has kdim/vdim != embed_dim; only equal widths "
+            "are supported"
         )  # fmt: skip
     if torch_mha.bias_k is not None or torch_mha.add_zero_attn:
         raise ValueError(
@@ -162,8 +161,8 @@ def load_torch_mha(
     if torch_has_bias != (module.q_proj.bias is not None):
         raise ValueError(
             f"bias mismatch: torch_mha bias={torch_has_bias}, module "
-            f"bias={not torch_has_bias}; "
-            "build both with the same bias argument"
+            f"bias={not torch_has_bias}; build both with the same bias "
+            "argument"
         )
     projections = (module.q_proj, module.k_proj, module.v_proj)
     with torch.no_grad():

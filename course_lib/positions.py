@@ -122,15 +122,15 @@ class LearnedPositionalEmbedding(nn.Module):
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(
                 f"x must be (B, T, {self.d_model}), got shape "
-                f"{tuple(x.shape)}; "
-                "add a batch dimension with x.unsqueeze(0)"
+                f"{tuple(x.shape)}; add a batch dimension with "
+                "x.unsqueeze(0)"
             )
         B, T, D = x.shape
         if T > self.max_len:
             raise ValueError(
                 f"sequence length {T} exceeds max_len={self.max_len}: "
-                "truncate the input or "
-                f"build the module with max_len >= {T}"
+                "truncate the input or build the module with max_len >= "
+                f"{T}"
             )
         pos = torch.arange(T, device=x.device)  # (T,)
         # (B, T, D) + (T, D) broadcasts over the batch
@@ -157,9 +157,8 @@ def relative_positions(T: int, max_distance: int) -> Tensor:
     """
     if T < 0 or max_distance < 0:
         raise ValueError(
-            f"T and max_distance must be >= 0, got T={T}, "
-            f"{max_distance=}"
-        )  # fmt: skip
+            f"T and max_distance must be >= 0, got T={T}, {max_distance=}",
+        )
     pos = torch.arange(T)
     # (1, T) - (T, 1): [i, j] = j - i
     offset = pos.unsqueeze(0) - pos.unsqueeze(1)

@@ -106,12 +106,9 @@ def mask_tokens(
     # 80 % of the selected positions: [MASK]
     replace = torch.full(shape, 0.8, device=device)
     indices_replaced = (
-        torch.bernoulli(
-            replace,
-            generator=generator,
-        ).bool()
+        torch.bernoulli(replace, generator=generator).bool()
         & masked_indices
-    )
+    )  # fmt: skip
     inputs[indices_replaced] = mask_token_id
 
     # half of the remaining 20 %: a random token, so the model cannot trust
@@ -194,9 +191,8 @@ def masked_cross_entropy(
     if logits.shape[:-1] != labels.shape:
         raise ValueError(
             f"logits {tuple(logits.shape)} and labels "
-            f"{tuple(labels.shape)} do not line up: "
-            "labels must have the shape of logits without the last "
-            "(class) axis"
+            f"{tuple(labels.shape)} do not line up: labels must have the "
+            "shape of logits without the last (class) axis"
         )
     V = logits.size(-1)
     logits = logits.reshape(-1, V)  # (N, V)
@@ -206,8 +202,7 @@ def masked_cross_entropy(
     if bad.any():
         raise ValueError(
             f"label {labels[bad][0].item()} is outside [0, {V}); mark "
-            "positions to skip with "
-            f"{ignore_index}"
+            f"positions to skip with {ignore_index}"
         )
     log_probs = torch.log_softmax(logits, dim=-1)  # (N, V)
     # any valid index; these rows are zeroed below

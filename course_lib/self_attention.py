@@ -101,8 +101,7 @@ class CrossAttention(nn.Module):
         if x.size(0) != context.size(0):
             raise ValueError(
                 "x and context must have the same batch size, got "
-                f"{x.size(0)} and "
-                f"{context.size(0)}"
+                f"{x.size(0)} and {context.size(0)}"
             )
         q = self.q_proj(x)  # (B, T, d_k)
         k = self.k_proj(context)  # (B, S, d_k)

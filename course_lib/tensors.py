@@ -50,8 +50,8 @@ def linear(
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
             "x's last dimension must equal weight.shape[1] = "
-            f"{weight.shape[1]} (weight is "
-            f"(out, in)); got x of shape {tuple(x.shape)}"
+            f"{weight.shape[1]} (weight is (out, in)); got x of shape "
+            f"{tuple(x.shape)}"
         )
     out = x @ weight.T  # (..., in) @ (in, out) -> (..., out)
     if bias is not None:
@@ -87,9 +87,8 @@ def mse_loss_and_grad(
     if pred.shape != target.shape:
         raise ValueError(
             "pred and target must have the same shape, got "
-            f"{tuple(pred.shape)} and "
-            f"{tuple(target.shape)}; reshape one of them (e.g. "
-            "target.view_as(pred))"
+            f"{tuple(pred.shape)} and {tuple(target.shape)}; reshape one "
+            "of them (e.g. target.view_as(pred))"
         )
     if pred.numel() == 0:
         raise ValueError(
@@ -225,8 +224,8 @@ def train_linear_regression(
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(
             "x must be (N, in) and y (N, out) with the same N, got "
-            f"{tuple(x.shape)} and "
-            f"{tuple(y.shape)}; use y.unsqueeze(-1) for a single output"
+            f"{tuple(x.shape)} and {tuple(y.shape)}; use y.unsqueeze(-1) "
+            "for a single output"
         )
     if batch_size < 1 or epochs < 0:
         raise ValueError(

@@ -117,8 +117,7 @@ def build_vocab(
     if max_size < len(specials):
         raise ValueError(
             f"max_size={max_size} cannot hold the {len(specials)} "
-            "special tokens; "
-            f"use max_size >= {len(specials)}"
+            f"special tokens; use max_size >= {len(specials)}"
         )
     counts = Counter(t for t in tokens if t not in specials)
     # count desc, then alphabetical

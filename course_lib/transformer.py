@@ -69,8 +69,7 @@ def layer_norm(
     if weight.shape != (D,) or bias.shape != (D,):
         raise ValueError(
             f"weight and bias must have shape ({D},) to match x's last "
-            "dim, got "
-            f"{tuple(weight.shape)} and {tuple(bias.shape)}"
+            f"dim, got {tuple(weight.shape)} and {tuple(bias.shape)}"
         )
     mean = x.mean(dim=-1, keepdim=True)  # (..., 1)
     var = x.var(dim=-1, keepdim=True, unbiased=False)  # (..., 1)
