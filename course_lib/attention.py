@@ -64,8 +64,8 @@ def attention_weights(
         query: (..., T, Dh). key: (..., S, Dh).
         attn_mask: broadcastable to (..., T, S); bool, True = may attend;
             or float, added to the scores (0 keeps, -inf blocks).
-        is_causal: query i sees keys 0..i only (upper-left aligned when T
-            != S, like torch).
+        is_causal: query i sees keys 0..i only (upper-left aligned when
+            T != S, like torch).
         scale: multiplies the scores; default 1 / sqrt(Dh).
     Returns:
         (..., T, S); each row sums to 1, or is all zeros when the mask

@@ -125,8 +125,8 @@ def attention_flops(
     seq_len: int,
     head_dim: int,
 ) -> int:
-    """FLOPs of QKᵀ and weights·V, a multiply-add counted as 2: ``4 · B · H
-    · T² · Dh``.
+    """FLOPs of QKᵀ and weights·V, a multiply-add counted as 2:
+    ``4 · B · H · T² · Dh``.
 
     QKᵀ: B·H·T·T dot products of length Dh -> 2·B·H·T²·Dh; weights·V the
     same again. Softmax and scaling (O(B·H·T²)) are left out. With D = H·Dh

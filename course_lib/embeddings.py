@@ -95,10 +95,10 @@ def cosine_similarity(
     """cos(a, b) = a·b / (‖a‖ ‖b‖) along ``dim``, with
     ``F.cosine_similarity``'s semantics.
 
-    As in torch, each norm is clamped separately, a / max(‖a‖, eps) · b /
-    max(‖b‖, eps), so a zero vector has similarity 0 with everything
-    instead of NaN. Normalizing before the dot product also keeps the
-    result within [-1, 1].
+    As in torch, each norm is clamped separately,
+    a / max(‖a‖, eps) · b / max(‖b‖, eps), so a zero vector has similarity
+    0 with everything instead of NaN. Normalizing before the dot product
+    also keeps the result within [-1, 1].
 
     Args:
         a, b: broadcastable, e.g. (V, D) and (D,).
@@ -154,8 +154,8 @@ def analogy(a: int, b: int, c: int, weight: Tensor, k: int = 1) -> Tensor:
     """ "a is to b as c is to ?": the ids nearest to b − a + c, excluding
     a, b and c.
 
-    Example: analogy(man, king, woman, weight) looks near king − man +
-    woman, i.e. queen.
+    Example: analogy(man, king, woman, weight) looks near
+    king − man + woman, i.e. queen.
     Returns:
         (k,) long ids, best first.
     """

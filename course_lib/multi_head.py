@@ -21,8 +21,8 @@ __all__ = ["split_heads", "merge_heads", "MultiHeadAttention", "load_torch_mha"]
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
-    """(B, T, D) -> (B, H, T, Dh): head h gets features h*Dh ... (h+1)*Dh -
-    1 of every token.
+    """(B, T, D) -> (B, H, T, Dh): head h gets features
+    h*Dh ... (h+1)*Dh - 1 of every token.
 
     The feature axis is cut into H consecutive slices; the transpose then
     puts the heads before time so each head is a separate (T, Dh) problem

@@ -50,10 +50,10 @@ def sinusoidal_positional_encoding(
     """The fixed position encoding of Vaswani et al. (2017), interleaved as
     in the paper.
 
-    Even columns hold sin(pos · ω_i), odd columns cos(pos · ω_i), with ω_i
-    = base^(-2i/D). The wavelengths grow geometrically from 2π to about 2π
-    · base, so nearby positions differ in the fast columns and distant ones
-    in the slow columns.
+    Even columns hold sin(pos · ω_i), odd columns cos(pos · ω_i), with
+    ω_i = base^(-2i/D). The wavelengths grow geometrically from 2π to about
+    2π · base, so nearby positions differ in the fast columns and distant
+    ones in the slow columns.
 
     Returns:
         (max_len, d_model) float32 (computed in float64 so large positions
@@ -75,12 +75,13 @@ def offset_rotation(k: int, d_model: int, base: float = 10000.0) -> Tensor:
     """The (D, D) matrix M with PE[pos + k] = M @ PE[pos] for every
     position.
 
-    By the angle-addition formulas each (sin, cos) pair at angle a = pos·ω
-        moves to angle a + k·ω by a 2×2 rotation that depends on k but not
-        on pos: [sin(a + kω)] [ cos kω sin kω] [sin a] [cos(a + kω)] =
-        [-sin kω cos kω] [cos a] M is block-diagonal with one such block
-        per frequency. This is why a model can learn to attend "k tokens
-        back" with a single linear map.
+    By the angle-addition formulas each (sin, cos) pair at angle
+    a = pos·ω moves to angle a + k·ω by a 2×2 rotation that depends on k
+    but not on pos:
+        [sin(a + kω)]   [ cos kω   sin kω] [sin a]
+        [cos(a + kω)] = [-sin kω   cos kω] [cos a]
+    M is block-diagonal with one such block per frequency. This is why a
+    model can learn to attend "k tokens back" with a single linear map.
 
     Returns:
         (d_model, d_model) float32, orthogonal.

@@ -133,12 +133,12 @@ def causal_lm_labels(
     input_ids: Tensor,
     attention_mask: Tensor | None = None,
 ) -> Tensor:
-    """Next-token targets aligned with the logits: labels[..., t] =
-    input_ids[..., t + 1].
+    """Next-token targets aligned with the logits:
+    labels[..., t] = input_ids[..., t + 1].
 
     Args:
-        input_ids: (B, T) ids. attention_mask: (B, T), 1 = real token, 0 =
-            padding.
+        input_ids: (B, T) ids. attention_mask: (B, T), 1 = real token,
+            0 = padding.
     Returns:
         (B, T) long; -100 at the last position (nothing follows it) and
         wherever the target token is padding.

@@ -75,8 +75,8 @@ def mse_loss_and_grad(
 ) -> tuple[Tensor, Tensor]:
     """Mean squared error and its gradient with respect to ``pred``.
 
-    loss = mean((pred - target)²) over all N elements, so d loss / d pred =
-    2 (pred - target) / N.
+    loss = mean((pred - target)²) over all N elements, so
+    d loss / d pred = 2 (pred - target) / N.
 
     Args:
         pred: any shape. target: the same shape (no broadcasting: a (B, 1)
@@ -209,8 +209,9 @@ def train_linear_regression(
 
     Weights start at zero (the problem is convex, so no random start is
     needed); the generator only shuffles the examples at the start of every
-    epoch. The backward pass is the chain rule written out: with g = d loss
-    / d pred of shape (B, out), d loss / dW = gᵀ x and d loss / db = Σ_B g.
+    epoch. The backward pass is the chain rule written out: with
+    g = d loss / d pred of shape (B, out), d loss / dW = gᵀ x and
+    d loss / db = Σ_B g.
 
     Args:
         x: (N, in). y: (N, out).
