@@ -31,8 +31,8 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     """
     if not x.dtype.is_floating_point:
         raise TypeError(
-            f"softmax needs a floating-point tensor, got {x.dtype}; use "
-            "x.float()"
+            "softmax needs a floating-point "
+            f"tensor, got {x.dtype}; use x.float()"
         )  # fmt: skip
     row_max = x.amax(dim=dim, keepdim=True)
     # An all -inf row has max -inf, and -inf - (-inf) is NaN: shift such
@@ -73,13 +73,13 @@ def attention_weights(
     """
     if attn_mask is not None and is_causal:
         raise ValueError(
-            "pass attn_mask or is_causal, not both "
-            "(combine_masks joins masks)"
+            "pass attn_mask or is_causal, not "
+            "both (combine_masks joins masks)"
         )  # fmt: skip
     if query.size(-1) != key.size(-1):
         raise ValueError(
-            "query and key must have the same last dim Dh, got "
-            f"{query.size(-1)} and {key.size(-1)}"
+            "query and key must have the same last dim "
+            f"Dh, got {query.size(-1)} and {key.size(-1)}"
         )  # fmt: skip
     T, S = query.size(-2), key.size(-2)
     # Dot products of Dh unit-variance terms have variance Dh; dividing by
@@ -95,9 +95,9 @@ def attention_weights(
             != tuple(scores.shape)
         ):  # fmt: skip
             raise ValueError(
-                f"attn_mask of shape {tuple(attn_mask.shape)} does not "
-                "broadcast to the scores (..., T, S) = "
-                f"{tuple(scores.shape)}"
+                f"attn_mask of shape {tuple(attn_mask.shape)} "
+                "does not broadcast to the scores "
+                f"(..., T, S) = {tuple(scores.shape)}"
             )
         if attn_mask.dtype == torch.bool:
             scores = scores.masked_fill(~attn_mask, float("-inf"))
@@ -131,8 +131,8 @@ def scaled_dot_product_attention(
         raise ValueError("pass attn_mask or is_causal, not both")
     if key.size(-2) != value.size(-2):
         raise ValueError(
-            "key and value must have the same length S, got "
-            f"{key.size(-2)} and {value.size(-2)}"
+            "key and value must have the same length "
+            f"S, got {key.size(-2)} and {value.size(-2)}"
         )  # fmt: skip
     # (B, H, T, S)
     weights = attention_weights(

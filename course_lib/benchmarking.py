@@ -79,8 +79,8 @@ def fit_power_law(
     sizes: Sequence[float],
     times: Sequence[float],
 ) -> tuple[float, float]:
-    """Fit ``time ≈ c · size^k`` by least squares on ``log time = k · log
-    size + log c``.
+    """Fit ``time ≈ c · size^k`` by least squares on
+    ``log time = k · log size + log c``.
 
     Returns:
         (exponent k, coefficient c). Attention's time in the sequence
@@ -91,8 +91,8 @@ def fit_power_law(
     times_arr = np.asarray(times, dtype=np.float64)
     if sizes_arr.ndim != 1 or sizes_arr.shape != times_arr.shape:
         raise ValueError(
-            f"sizes and times must be 1-D and of equal length, got shapes "
-            f"{sizes_arr.shape} and {times_arr.shape}"
+            "sizes and times must be 1-D and of equal length, "
+            f"got shapes {sizes_arr.shape} and {times_arr.shape}"
         )
     if len(sizes_arr) < 2 or len(np.unique(sizes_arr)) < 2:
         raise ValueError("a line needs at least two different sizes")
@@ -102,8 +102,8 @@ def fit_power_law(
         raise ValueError("sizes and times must be finite numbers")
     if np.any(sizes_arr <= 0) or np.any(times_arr <= 0):
         raise ValueError(
-            "sizes and times must be positive: the fit takes their "
-            "logarithms"
+            "sizes and times must be positive: "
+            "the fit takes their logarithms"
         )  # fmt: skip
     slope, intercept = np.polyfit(
         np.log(sizes_arr),

@@ -127,8 +127,8 @@ def most_similar(
     """
     if weight.ndim != 2 or query.shape[-1:] != weight.shape[-1:]:
         raise ValueError(
-            "query must be (..., D) and weight (V, D) with the same D, "
-            f"got {tuple(query.shape)} and {tuple(weight.shape)}"
+            "query must be (..., D) and weight (V, D) with the same "
+            f"D, got {tuple(query.shape)} and {tuple(weight.shape)}"
         )
     exclude = sorted(set(exclude or []))
     if exclude and not 0 <= exclude[0] <= exclude[-1] < weight.shape[0]:
@@ -138,8 +138,8 @@ def most_similar(
     available = weight.shape[0] - len(exclude)
     if not 1 <= k <= available:
         raise ValueError(
-            f"k must be in [1, {available}] (V minus excluded rows), got "
-            f"{k}"
+            f"k must be in [1, {available}] "
+            f"(V minus excluded rows), got {k}"
         )  # fmt: skip
     # (..., 1, D) vs (V, D) -> (..., V)
     scores = cosine_similarity(query.unsqueeze(-2), weight)
@@ -322,8 +322,8 @@ def pca_2d(weight: Tensor) -> Tensor:
     """
     if weight.ndim != 2 or weight.shape[0] < 2 or weight.shape[1] < 2:
         raise ValueError(
-            "weight must be (V, D) with V, D >= 2, got "
-            f"{tuple(weight.shape)}"
+            "weight must be (V, D) with V, D "
+            f">= 2, got {tuple(weight.shape)}"
         )  # fmt: skip
     centered = weight - weight.mean(dim=0, keepdim=True)  # (V, D)
     # U: (V, r), S: (r,)

@@ -244,8 +244,8 @@ def get_entities(tags: list[str]) -> list[tuple[str, int, int]]:
     """
     if isinstance(tags, str):
         raise TypeError(
-            "tags must be a list of tag strings, not one string; use "
-            "tags.split()"
+            "tags must be a list of tag strings, "
+            "not one string; use tags.split()"
         )  # fmt: skip
     entities = []
     # (type, start) of the entity being read

@@ -67,8 +67,8 @@ def padding_mask(attention_mask: Tensor) -> Tensor:
     if attention_mask.dim() != 2:
         raise ValueError(
             "attention_mask must be (B, S), got shape "
-            f"{tuple(attention_mask.shape)}; add a batch axis with "
-            "attention_mask[None] for a single sequence"
+            f"{tuple(attention_mask.shape)}; add a batch axis "
+            "with attention_mask[None] for a single sequence"
         )
     if (
         attention_mask.dtype != torch.bool
@@ -78,8 +78,7 @@ def padding_mask(attention_mask: Tensor) -> Tensor:
         ).all()
     ):
         raise ValueError(
-            "attention_mask must hold only 0 (padding) and 1 "
-            "(real token)"
+            "attention_mask must hold only 0 (padding) and 1 (real token)"
         )  # fmt: skip
     return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S)
 
@@ -120,15 +119,15 @@ def combine_masks(*masks: Tensor | None) -> Tensor:
     present = [m for m in masks if m is not None]
     if not present:
         raise ValueError(
-            "combine_masks got no mask (all None); pass attn_mask=None "
-            "to attention instead"
+            "combine_masks got no mask (all None); "
+            "pass attn_mask=None to attention instead"
         )  # fmt: skip
     for m in present:
         if m.dtype != torch.bool:
             raise TypeError(
-                f"combine_masks needs bool keep masks, got {m.dtype}; "
-                "convert a 0/1 attention_mask with padding_mask(), and "
-                "combine before to_additive_mask()"
+                "combine_masks needs bool keep masks, got "
+                f"{m.dtype}; convert a 0/1 attention_mask with "
+                "padding_mask(), and combine before to_additive_mask()"
             )
     if broadcast_shape(*(m.shape for m in present)) is None:
         shapes = ", ".join(str(tuple(m.shape)) for m in present)
@@ -202,8 +201,8 @@ def shift_right(labels: Tensor, start_token_id: int) -> Tensor:
     kept = labels[:, :-1]  # (B, T-1) the last label is never an input
     if (kept < 0).any():
         raise ValueError(
-            "labels contain negative ids (e.g. -100 loss markers) that "
-            "would become decoder inputs; replace them first: "
+            "labels contain negative ids (e.g. -100 loss markers) "
+            "that would become decoder inputs; replace them first: "
             "labels.masked_fill(labels == -100, pad_token_id)"
         )
     start = torch.full(

@@ -47,8 +47,8 @@ def merge_heads(x: Tensor) -> Tensor:
     of split_heads."""
     if x.dim() != 4:
         raise ValueError(
-            "merge_heads expects (B, H, T, Dh), got shape "
-            f"{tuple(x.shape)}"
+            "merge_heads expects (B, H, T, Dh), "
+            f"got shape {tuple(x.shape)}"
         )  # fmt: skip
     B, H, T, Dh = x.shape
     # transpose makes the memory non-contiguous, so reshape (which copies)
@@ -74,9 +74,9 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         if num_heads <= 0 or embed_dim % num_heads != 0:
             raise ValueError(
-                f"embed_dim={embed_dim} must be divisible by "
-                f"num_heads={num_heads}; pick num_heads among the "
-                f"divisors of {embed_dim}"
+                f"embed_dim={embed_dim} must be divisible "
+                f"by num_heads={num_heads}; pick num_heads "
+                f"among the divisors of {embed_dim}"
             )
         self.embed_dim = embed_dim
         self.num_heads = num_heads
@@ -111,8 +111,8 @@ class MultiHeadAttention(nn.Module):
             # (B, T, S) would line up B with the head axis of (B, H, T, S):
             # refuse to guess.
             raise ValueError(
-                "a 3-D attn_mask is ambiguous; pass (T, S) or 4-D "
-                "(B, 1, T, S): use mask[:, None]"
+                "a 3-D attn_mask is ambiguous; pass (T, S) "
+                "or 4-D (B, 1, T, S): use mask[:, None]"
             )  # fmt: skip
         H = self.num_heads
         q = split_heads(self.q_proj(query), H)  # (B, H, T, Dh)
@@ -149,20 +149,20 @@ def load_torch_mha(
         )
     if not torch_mha._qkv_same_embed_dim:
         raise ValueError(
-            "torch_mha has kdim/vdim != embed_dim; only equal widths "
-            "are supported"
+            "torch_mha has kdim/vdim != embed_dim; "
+            "only equal widths are supported"
         )  # fmt: skip
     if torch_mha.bias_k is not None or torch_mha.add_zero_attn:
         raise ValueError(
-            "add_bias_kv and add_zero_attn are not supported; build "
-            "torch_mha without"
+            "add_bias_kv and add_zero_attn are "
+            "not supported; build torch_mha without"
         )  # fmt: skip
     torch_has_bias = torch_mha.in_proj_bias is not None
     if torch_has_bias != (module.q_proj.bias is not None):
         raise ValueError(
-            f"bias mismatch: torch_mha bias={torch_has_bias}, module "
-            f"bias={not torch_has_bias}; build both with the same bias "
-            "argument"
+            f"bias mismatch: torch_mha bias={torch_has_bias}, "
+            f"module bias={not torch_has_bias}; "
+            "build both with the same bias argument"
         )
     projections = (module.q_proj, module.k_proj, module.v_proj)
     with torch.no_grad():

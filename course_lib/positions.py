@@ -122,16 +122,16 @@ class LearnedPositionalEmbedding(nn.Module):
         added to x[:, t]."""
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(
-                f"x must be (B, T, {self.d_model}), got shape "
-                f"{tuple(x.shape)}; add a batch dimension with "
-                "x.unsqueeze(0)"
+                f"x must be (B, T, {self.d_model}), "
+                f"got shape {tuple(x.shape)}; add a "
+                "batch dimension with x.unsqueeze(0)"
             )
         B, T, D = x.shape
         if T > self.max_len:
             raise ValueError(
-                f"sequence length {T} exceeds max_len={self.max_len}: "
-                "truncate the input or build the module with max_len >= "
-                f"{T}"
+                f"sequence length {T} exceeds "
+                f"max_len={self.max_len}: truncate the input "
+                f"or build the module with max_len >= {T}"
             )
         pos = torch.arange(T, device=x.device)  # (T,)
         # (B, T, D) + (T, D) broadcasts over the batch

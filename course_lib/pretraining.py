@@ -67,8 +67,8 @@ def mask_tokens(
     """
     if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
         raise TypeError(
-            "input_ids must be integer token ids, got dtype "
-            f"{input_ids.dtype}"
+            "input_ids must be integer token "
+            f"ids, got dtype {input_ids.dtype}"
         )  # fmt: skip
     if not 0.0 <= mlm_probability <= 1.0:
         raise ValueError(
@@ -86,8 +86,8 @@ def mask_tokens(
     elif special_tokens_mask.shape != shape:
         raise ValueError(
             "special_tokens_mask has shape "
-            f"{tuple(special_tokens_mask.shape)} but input_ids has "
-            f"{tuple(shape)}; pass one flag per token"
+            f"{tuple(special_tokens_mask.shape)} but input_ids "
+            f"has {tuple(shape)}; pass one flag per token"
         )
     inputs = input_ids.clone()
     labels = input_ids.clone()
@@ -156,9 +156,8 @@ def causal_lm_labels(
     if attention_mask is not None:
         if attention_mask.shape != input_ids.shape:
             raise ValueError(
-                "attention_mask has shape "
-                f"{tuple(attention_mask.shape)}, input_ids "
-                f"{tuple(input_ids.shape)}; they must match"
+                f"attention_mask has shape {tuple(attention_mask.shape)}, "
+                f"input_ids {tuple(input_ids.shape)}; they must match"
             )
         target_is_pad = attention_mask[..., 1:] == 0  # (B, T - 1)
         labels[..., :-1] = labels[..., :-1].masked_fill(
@@ -191,8 +190,8 @@ def masked_cross_entropy(
     if logits.shape[:-1] != labels.shape:
         raise ValueError(
             f"logits {tuple(logits.shape)} and labels "
-            f"{tuple(labels.shape)} do not line up: labels must have the "
-            "shape of logits without the last (class) axis"
+            f"{tuple(labels.shape)} do not line up: labels must "
+            "have the shape of logits without the last (class) axis"
         )
     V = logits.size(-1)
     logits = logits.reshape(-1, V)  # (N, V)
@@ -201,8 +200,8 @@ def masked_cross_entropy(
     bad = keep & ((labels < 0) | (labels >= V))
     if bad.any():
         raise ValueError(
-            f"label {labels[bad][0].item()} is outside [0, {V}); mark "
-            f"positions to skip with {ignore_index}"
+            f"label {labels[bad][0].item()} is outside [0, {V}); "
+            f"mark positions to skip with {ignore_index}"
         )
     log_probs = torch.log_softmax(logits, dim=-1)  # (N, V)
     # any valid index; these rows are zeroed below
@@ -231,8 +230,8 @@ def few_shot_prompt(
     """
     if "{input}" not in template or "{output}" not in template:
         raise ValueError(
-            "template must contain the fields {input} and {output}, "
-            f"got {template!r}"
+            "template must contain the fields "
+            f"{{input}} and {{output}}, got {template!r}"
         )  # fmt: skip
     if (
         isinstance(examples, tuple)
@@ -240,15 +239,15 @@ def few_shot_prompt(
         and isinstance(examples[0], str)
     ):  # fmt: skip
         raise TypeError(
-            "examples must be a list of (input, output) pairs; wrap one "
-            "pair in [ ]"
+            "examples must be a list of "
+            "(input, output) pairs; wrap one pair in [ ]"
         )  # fmt: skip
     blocks = [instruction.strip()] if instruction.strip() else []
     for n, example in enumerate(examples):
         if len(example) != 2:
             raise ValueError(
-                f"example {n} must be an (input, output) pair, got "
-                f"{example!r}"
+                f"example {n} must be an "
+                f"(input, output) pair, got {example!r}"
             )  # fmt: skip
         blocks.append(template.format(input=example[0], output=example[1]))
     # find where {output} lands even if the template escapes braces
@@ -317,8 +316,8 @@ class TinyMaskedLM(nn.Module):
         B, T = input_ids.shape
         if T > self.max_len:
             raise ValueError(
-                f"sequence length {T} exceeds max_len={self.max_len}; "
-                "truncate it"
+                f"sequence length {T} exceeds "
+                f"max_len={self.max_len}; truncate it"
             )  # fmt: skip
         positions = torch.arange(T, device=input_ids.device)  # (T,)
         x = self.tok_emb(input_ids) + self.pos_emb(positions)  # (B, T, D)

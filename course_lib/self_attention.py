@@ -100,8 +100,8 @@ class CrossAttention(nn.Module):
         """
         if x.size(0) != context.size(0):
             raise ValueError(
-                "x and context must have the same batch size, got "
-                f"{x.size(0)} and {context.size(0)}"
+                "x and context must have the same batch "
+                f"size, got {x.size(0)} and {context.size(0)}"
             )
         q = self.q_proj(x)  # (B, T, d_k)
         k = self.k_proj(context)  # (B, S, d_k)

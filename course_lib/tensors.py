@@ -44,21 +44,21 @@ def linear(
     """
     if weight.ndim != 2:
         raise ValueError(
-            "weight must be 2-D (out, in), got shape "
-            f"{tuple(weight.shape)}"
+            "weight must be 2-D (out, in), "
+            f"got shape {tuple(weight.shape)}"
         )  # fmt: skip
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
-            "x's last dimension must equal weight.shape[1] = "
-            f"{weight.shape[1]} (weight is (out, in)); got x of shape "
-            f"{tuple(x.shape)}"
+            "x's last dimension must equal weight.shape[1] "
+            f"= {weight.shape[1]} (weight is (out, in)); "
+            f"got x of shape {tuple(x.shape)}"
         )
     out = x @ weight.T  # (..., in) @ (in, out) -> (..., out)
     if bias is not None:
         if bias.shape != (weight.shape[0],):
             raise ValueError(
-                f"bias must have shape ({weight.shape[0]},), got "
-                f"{tuple(bias.shape)}"
+                f"bias must have shape ({weight.shape[0]},), "
+                f"got {tuple(bias.shape)}"
             )  # fmt: skip
         out = out + bias  # (out,) broadcasts over every leading dimension
     return out
@@ -87,13 +87,13 @@ def mse_loss_and_grad(
     if pred.shape != target.shape:
         raise ValueError(
             "pred and target must have the same shape, got "
-            f"{tuple(pred.shape)} and {tuple(target.shape)}; reshape one "
-            "of them (e.g. target.view_as(pred))"
+            f"{tuple(pred.shape)} and {tuple(target.shape)}; "
+            "reshape one of them (e.g. target.view_as(pred))"
         )
     if pred.numel() == 0:
         raise ValueError(
-            "mse of an empty tensor is undefined: pass at least one "
-            "element"
+            "mse of an empty tensor is "
+            "undefined: pass at least one element"
         )  # fmt: skip
     diff = pred - target
     n = diff.numel()
@@ -176,15 +176,15 @@ def sgd_step(
     """
     if len(params) != len(grads):
         raise ValueError(
-            f"got {len(params)} params but {len(grads)} grads; pass one "
-            "per param"
+            f"got {len(params)} params but "
+            f"{len(grads)} grads; pass one per param"
         )  # fmt: skip
     new_params = []
     for i, (p, g) in enumerate(zip(params, grads)):
         if p.shape != g.shape:
             raise ValueError(
-                f"param {i} has shape {tuple(p.shape)} but its grad has "
-                f"{tuple(g.shape)}"
+                f"param {i} has shape {tuple(p.shape)} "
+                f"but its grad has {tuple(g.shape)}"
             )  # fmt: skip
         new_params.append(p.detach() - lr * g.detach())
     return new_params
@@ -224,14 +224,14 @@ def train_linear_regression(
     """
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
         raise ValueError(
-            "x must be (N, in) and y (N, out) with the same N, got "
-            f"{tuple(x.shape)} and {tuple(y.shape)}; use y.unsqueeze(-1) "
-            "for a single output"
+            "x must be (N, in) and y (N, out) with the "
+            f"same N, got {tuple(x.shape)} and {tuple(y.shape)}; "
+            "use y.unsqueeze(-1) for a single output"
         )
     if batch_size < 1 or epochs < 0:
         raise ValueError(
-            f"batch_size must be >= 1 and epochs >= 0, got {batch_size}, "
-            f"{epochs}"
+            "batch_size must be >= 1 and epochs "
+            f">= 0, got {batch_size}, {epochs}"
         )  # fmt: skip
     n, in_features = x.shape
     out_features = y.shape[1]

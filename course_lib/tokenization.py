@@ -248,8 +248,8 @@ def bpe_train(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
     """
     if vocab_size < 256:
         raise ValueError(
-            "vocab_size must be at least 256 (one id per byte), got "
-            f"{vocab_size}"
+            "vocab_size must be at least 256 "
+            f"(one id per byte), got {vocab_size}"
         )  # fmt: skip
     ids = list(text.encode("utf-8"))
     merges: dict[tuple[int, int], int] = {}
