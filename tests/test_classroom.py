@@ -623,6 +623,16 @@ def test_formgrader_marks_are_merged_kept_and_never_overwritten_by_a_sheet(
         ("s01", A1): {"written_a": 0.5, "written_b": 1.0},
         ("s02", A1): {"written_a": 1.5},
     }
+    # The ledger keeps only what sheets put in: the TA's marks stay the TA's on the next run.
+    origins: dict = {}
+    marks = classroom.merged_marks(inputs, written, origins=origins)
+    assert origins[("s01", A1, "written_a")] == "sheet"
+    assert origins[("s02", A1, "written_a")] == "formgrader"
+    formgrade.write_ledger(out, db, marks, origins)
+    assert formgrade.read_ledger(out, db) == {("s01", A1, "written_a"): 0.5}
+    with pytest.raises(ClassSetupError, match="marked 0.5 here but 2 in formgrader"):
+        merged(("s01", "written_a", "0.5"))  # 2 (not 0.5) is in the gradebook: changed there
+    formgrade.write_ledger(out, db, {("s01", A1): {"written_a": 2.0}})
     # It may not overwrite a mark entered in formgrader: refused, naming both places.
     with pytest.raises(ClassSetupError) as refused:
         merged(("s02", "written_a", "2"))

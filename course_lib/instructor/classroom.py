@@ -57,6 +57,7 @@ class ClassOptions:
     manual: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
     written: dict[str, dict[str, float]] = field(default_factory=dict)  # aid -> grade_id -> pts
     written_cells: dict[str, list] = field(default_factory=dict)  # aid -> [manual.WrittenCell]
+    mark_origins: dict[tuple[str, str, str], str] = field(default_factory=dict)  # manual.Mark
     similarity: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # extra flags
 
 
@@ -318,7 +319,10 @@ def known_assignments(source_dir: Path) -> set[str]:
 
 
 def merged_marks(
-    inputs: ClassInputs, written: dict[str, list], warn: Callable[[str], None] | None = None
+    inputs: ClassInputs,
+    written: dict[str, list],
+    warn: Callable[[str], None] | None = None,
+    origins: dict[tuple[str, str, str], str] | None = None,
 ) -> dict[tuple[str, str], dict[str, float]]:
     """The written-answer marks: the ``--manual`` sheets' and those in the gradebook (entered in
     formgrader, or merged on an earlier run), combined by :func:`.manual.merge_marks`."""
@@ -330,7 +334,7 @@ def merged_marks(
         ledger = formgrade.read_ledger(inputs.out, db_url) if inputs.out is not None else {}
         warn = warn or formgrade.warn
         from_gradebook = formgrade.gradebook_marks(db_url, written, ledger, warn)
-    return manual.load_marks(inputs.manual_paths, written, from_gradebook)
+    return manual.load_marks(inputs.manual_paths, written, from_gradebook, origins)
 
 
 def prepare(inputs: ClassInputs, source_dir: Path) -> ClassOptions:
@@ -358,7 +362,7 @@ def prepare(inputs: ClassInputs, source_dir: Path) -> ClassOptions:
     written = {aid: cells for aid, cells in written.items() if cells}
     options.written = {aid: {c.grade_id: c.points for c in cells} for aid, cells in written.items()}
     options.written_cells = written
-    options.manual = merged_marks(inputs, written)
+    options.manual = merged_marks(inputs, written, origins=options.mark_origins)
     return options
 
 
@@ -383,7 +387,10 @@ def finish(
     readable = [r for r in results if r.get("status") in READABLE_STATUSES]
     # Read the gradebook's marks again: a TA may have graded in formgrader while this run graded.
     # (prepare's warnings are not repeated).
-    options.manual = merged_marks(replace(inputs, out=out), options.written_cells, lambda _: None)
+    options.mark_origins.clear()
+    options.manual = merged_marks(
+        replace(inputs, out=out), options.written_cells, lambda _: None, options.mark_origins
+    )
     aids = sorted(
         {
             a
@@ -415,7 +422,7 @@ def finish(
         links[f"written answers {aid} (sheet)"] = f"manual/{aid}.html"
     db_url = inputs.db_url or f"sqlite:///{(out / 'gradebook.db').resolve()}"
     formgrade.record_written(db_url, results, written, options.manual)
-    formgrade.write_ledger(out, db_url, options.manual)
+    formgrade.write_ledger(out, db_url, options.manual, options.mark_origins)
     report_path = out / "report.html"
     engine_report = report_path.read_text(encoding="utf-8") if report_path.exists() else ""
     write_class_outputs(out, rows, engine_report, links)

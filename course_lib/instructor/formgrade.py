@@ -12,8 +12,9 @@ A TA's marks come back: :func:`gradebook_marks` reads every written cell's ``man
 before the next run grades, and they are merged like ``--manual`` marks
 (:func:`.manual.merge_marks`), so they reach grades.csv, class.json, the report and the LMS
 export, and :func:`record_written` writes them back unchanged. To tell a mark a person entered
-from one ``course grade`` wrote, each run keeps what it wrote in ``OUT/manual/gradebook-marks.json``
-(:func:`write_ledger`); without that file every gradebook mark counts as entered by a person.
+from one that a ``--manual`` sheet put there, each run keeps the sheets' marks it wrote in
+``OUT/manual/gradebook-marks.json`` (:func:`write_ledger`); a gradebook mark that differs from
+that file, or is not in it, counts as entered by a person.
 """
 
 from __future__ import annotations
@@ -45,8 +46,21 @@ def read_ledger(out: Path, db_url: str) -> dict[tuple[str, str, str], float]:
     return {(s, a, g): float(p) for s, a, g, p in data.get("marks", [])}
 
 
-def write_ledger(out: Path, db_url: str, marks: dict[tuple[str, str], dict[str, float]]) -> None:
-    rows = sorted([s, a, g, p] for (s, a), cells in marks.items() for g, p in cells.items())
+def write_ledger(
+    out: Path,
+    db_url: str,
+    marks: dict[tuple[str, str], dict[str, float]],
+    origins: dict[tuple[str, str, str], str] | None = None,
+) -> None:
+    """Record the marks that sheets put in the gradebook (not those entered in formgrader:
+    they stay a person's until that person changes them)."""
+    origins = origins or {}
+    rows = sorted(
+        [s, a, g, p]
+        for (s, a), cells in marks.items()
+        for g, p in cells.items()
+        if origins.get((s, a, g), "sheet") != "formgrader"
+    )
     write_atomic(out / LEDGER, json.dumps({"gradebook": db_url, "marks": rows}, indent=1))
 
 

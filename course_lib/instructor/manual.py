@@ -204,10 +204,12 @@ def load_marks(
     paths: list[Path],
     written: dict[str, list[WrittenCell]],
     gradebook: Iterable[Mark] = (),
+    origins: dict[tuple[str, str, str], str] | None = None,
 ) -> dict[tuple[str, str], dict[str, float]]:
     """(student, assignment) → {grade_id: points} from filled-in sheets and the marks read back
     from the gradebook (:func:`.formgrade.gradebook_marks`); all files are checked before
-    anything is used, and any bad line is an error naming file and line."""
+    anything is used, and any bad line is an error naming file and line. ``origins``, when
+    given, receives each counted mark's :attr:`Mark.origin` by (student, assignment, cell)."""
     sheet_marks: list[Mark] = []
     for path in paths:
         if not path.is_file():
@@ -231,18 +233,20 @@ def load_marks(
                     raise ClassSetupError(f"{where}: points {text!r} is not a number") from exc
                 ids = [(row[k] or "").strip() for k in ("student_id", "assignment_id", "grade_id")]
                 sheet_marks.append(Mark(*ids, points, where))
-    return merge_marks([*gradebook, *sheet_marks], written)
+    return merge_marks([*gradebook, *sheet_marks], written, origins)
 
 
 def merge_marks(
-    marks: Iterable[Mark], written: dict[str, list[WrittenCell]]
+    marks: Iterable[Mark],
+    written: dict[str, list[WrittenCell]],
+    origins: dict[tuple[str, str, str], str] | None = None,
 ) -> dict[tuple[str, str], dict[str, float]]:
     """Check every mark against the written cells and combine them: one mark per cell from the
-    sheets; a sheet's mark replaces the gradebook's, unless the gradebook's was entered in
-    formgrader and differs (then nothing is merged and the error names both places)."""
+    sheets; a sheet's mark replaces one an earlier sheet put in the gradebook, but a mark
+    entered in formgrader stands (a sheet that differs from it is an error naming both)."""
     maxima = {(aid, c.grade_id): c.points for aid, cells in written.items() for c in cells}
-    merged: dict[tuple[str, str], dict[str, float]] = {}
-    first: dict[tuple[str, str, str], Mark] = {}
+    counted: dict[tuple[str, str, str], Mark] = {}
+    from_sheets: dict[tuple[str, str, str], Mark] = {}
     for m in marks:
         aid, gid = m.assignment_id, m.grade_id
         if (aid, gid) not in maxima:
@@ -256,22 +260,29 @@ def merge_marks(
                 f"{m.where}: points {m.points:g} is outside 0..{top:g} for {aid}/{gid}"
             )
         key = (m.student_id, aid, gid)
-        seen = first.get(key)
-        if seen is None or (seen.origin == "gradebook" and m.origin == "sheet"):
-            first[key] = m  # a sheet may change what an earlier sheet put in the gradebook
-        elif seen.origin == "formgrader" and m.origin == "sheet":
-            if seen.points != m.points:
+        if m.origin != "sheet":
+            counted[key] = m  # the gradebook holds one mark per cell
+            continue
+        if key in from_sheets:
+            raise ClassSetupError(
+                f"{m.where}: {m.student_id} {aid}/{gid} was already marked at "
+                f"{from_sheets[key].where}; keep one mark per cell"
+            )
+        from_sheets[key] = m
+        prior = counted.get(key)
+        if prior is not None and prior.origin == "formgrader":
+            if prior.points != m.points:
                 raise ClassSetupError(
                     f"{m.where}: {m.student_id} {aid}/{gid} is marked {m.points:g} here but "
-                    f"{seen.points:g} in formgrader ({seen.where}); a mark entered in "
-                    f"formgrader is never overwritten: set this line to {seen.points:g} or "
+                    f"{prior.points:g} in formgrader ({prior.where}); a mark entered in "
+                    f"formgrader is never overwritten: set this line to {prior.points:g} or "
                     "empty it, or change the mark in formgrader"
                 )
-            first[key] = m  # the same value; a further sheet line for the cell is a duplicate
-        else:
-            raise ClassSetupError(
-                f"{m.where}: {m.student_id} {aid}/{gid} was already marked at {seen.where}; "
-                "keep one mark per cell"
-            )
-        merged.setdefault((m.student_id, aid), {})[gid] = first[key].points
+            continue  # the same mark: formgrader's stands
+        counted[key] = m
+    merged: dict[tuple[str, str], dict[str, float]] = {}
+    for (sid, aid, gid), m in counted.items():
+        merged.setdefault((sid, aid), {})[gid] = m.points
+        if origins is not None:
+            origins[(sid, aid, gid)] = m.origin
     return merged
