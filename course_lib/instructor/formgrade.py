@@ -36,14 +36,16 @@ def warn(msg: str) -> None:
 
 
 def read_ledger(out: Path, db_url: str) -> dict[tuple[str, str, str], float]:
-    """What ``course grade`` last wrote into the gradebook at ``db_url`` for each written cell."""
+    """The marks that ``--manual`` sheets put into the gradebook at ``db_url`` (as of the last
+    run), by (student, assignment, cell); empty when the file is absent, unreadable or about
+    another gradebook, so that every gradebook mark then counts as a person's."""
     try:
         data = json.loads((out / LEDGER).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        if not isinstance(data, dict) or data.get("gradebook") != db_url:
+            return {}
+        return {(str(s), str(a), str(g)): float(p) for s, a, g, p in data.get("marks", [])}
+    except (OSError, ValueError, TypeError):
         return {}
-    if not isinstance(data, dict) or data.get("gradebook") != db_url:
-        return {}
-    return {(s, a, g): float(p) for s, a, g, p in data.get("marks", [])}
 
 
 def write_ledger(
