@@ -12,11 +12,13 @@ import os
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace as replace_inputs
 from pathlib import Path
 
 import pytest
 
 from course_lib.instructor import classroom, late, lms, overrides, similarity
+from course_lib.instructor.export import _gradebook
 from course_lib.instructor.roster import ClassSetupError, load_roster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -547,3 +549,122 @@ def test_every_notebook_has_one_or_two_written_questions() -> None:
         assert all(c.rubric.splitlines()[0] not in text for c in cells), chapter
         answers = [c for c in released["cells"] if manual.is_written(c)]
         assert ["".join(c["source"]) for c in answers] == ["YOUR ANSWER HERE"] * len(cells)
+
+
+# ---------------------------------------------------------------------------------------------
+# Marks entered in formgrader (nbgrader's gradebook) and marks from --manual sheets.
+# ---------------------------------------------------------------------------------------------
+
+
+def _marked_gradebook(db: str, written: dict) -> None:
+    """A gradebook with two submissions of A1 and its written cells, as ``course grade`` leaves
+    it (nbgrader's own API; no notebook is graded here)."""
+    from course_lib.instructor import formgrade
+
+    with _gradebook(db) as gb:
+        gb.update_or_create_assignment(A1)
+        gb.update_or_create_notebook(A1, A1)
+        for sid in ("s01", "s02"):
+            gb.update_or_create_student(sid)
+            gb.update_or_create_submission(A1, sid)
+    results = [result("s01", A1, 7.0), result("s02", A1, 9.0)]
+    formgrade.record_written(db, results, written, {("s01", A1): {"written_a": 2.0}})
+
+
+def _ta_marks(db: str, marks: dict[tuple[str, str], float]) -> None:
+    """What formgrader's save does: set the grade's manual_score (its API's PUT /grade/<id>)."""
+    with _gradebook(db) as gb:
+        for (sid, gid), points in marks.items():
+            grade = gb.find_grade(gid, A1, A1, sid)
+            grade.manual_score = points
+            grade.needs_manual_grade = False
+        gb.db.commit()
+
+
+def _sheet(path: Path, lines: list[tuple[str, str, str]]) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["student_id", "assignment_id", "grade_id", "points"])
+        w.writerows([(sid, A1, gid, pts) for sid, gid, pts in lines])
+    return path
+
+
+def test_formgrader_marks_are_merged_kept_and_never_overwritten_by_a_sheet(
+    tmp_path: Path,
+) -> None:
+    from course_lib.instructor import formgrade, manual
+
+    written = {
+        A1: [
+            manual.WrittenCell("written_a", 2.0, "Q", "R"),
+            manual.WrittenCell("written_b", 1, "", ""),
+        ]
+    }
+    db = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    out = tmp_path / "out"
+    _marked_gradebook(db, written)
+    formgrade.write_ledger(out, db, {("s01", A1): {"written_a": 2.0}})  # a sheet merged this
+    _ta_marks(db, {("s01", "written_b"): 1.0, ("s02", "written_a"): 1.5})
+    inputs = classroom.ClassInputs(out=out)
+    assert inputs.gradebook_url() == f"sqlite:///{(out / 'gradebook.db').resolve()}"
+    inputs.db_url = db
+
+    def merged(*lines: tuple[str, str, str]) -> dict:
+        inputs.manual_paths = [_sheet(tmp_path / "marks.csv", list(lines))] if lines else []
+        return classroom.merged_marks(inputs, written)
+
+    # The TA's marks and the one merged before are all counted without any sheet.
+    assert merged() == {
+        ("s01", A1): {"written_a": 2.0, "written_b": 1.0},
+        ("s02", A1): {"written_a": 1.5},
+    }
+    # A sheet may change what a sheet put in the gradebook, and agree with the TA.
+    assert merged(("s01", "written_a", "0.5"), ("s02", "written_a", "1.5")) == {
+        ("s01", A1): {"written_a": 0.5, "written_b": 1.0},
+        ("s02", A1): {"written_a": 1.5},
+    }
+    # The ledger keeps only what sheets put in: the TA's marks stay the TA's on the next run.
+    origins: dict = {}
+    marks = classroom.merged_marks(inputs, written, origins=origins)
+    assert origins[("s01", A1, "written_a")] == "sheet"
+    assert origins[("s02", A1, "written_a")] == "formgrader"
+    formgrade.write_ledger(out, db, marks, origins)
+    assert formgrade.read_ledger(out, db) == {("s01", A1, "written_a"): 0.5}
+    with pytest.raises(ClassSetupError, match="marked 0.5 here but 2 in formgrader"):
+        merged(("s01", "written_a", "0.5"))  # 2 (not 0.5) is in the gradebook: changed there
+    formgrade.write_ledger(out, db, {("s01", A1): {"written_a": 2.0}})
+    # It may not overwrite a mark entered in formgrader: refused, naming both places.
+    with pytest.raises(ClassSetupError) as refused:
+        merged(("s02", "written_a", "2"))
+    text = str(refused.value)
+    assert "marks.csv line 2" in text and "marked 2 here but 1.5 in formgrader" in text
+    assert "Manual Grading > 05_attention > s02" in text
+    # Without the ledger every gradebook mark counts as a person's, so nothing is overwritten.
+    inputs.out = tmp_path / "elsewhere"
+    with pytest.raises(ClassSetupError, match="marked 0.5 here but 2 in formgrader"):
+        merged(("s01", "written_a", "0.5"))
+    inputs.out = out
+    # A mark above the cell's points (typed through the API) is refused, and left as it is.
+    _ta_marks(db, {("s02", "written_b"): 5.0})
+    with pytest.raises(
+        ClassSetupError, match=r"points 5 is outside 0\.\.1 for 05_attention/written_b"
+    ):
+        merged()
+    _ta_marks(db, {("s02", "written_b"): 1.0})
+    # A cell that is no longer a written cell: a warning, not counted, kept in the gradebook.
+    warnings: list[str] = []
+    only_a = {A1: written[A1][:1]}
+    got = classroom.merged_marks(replace_inputs(inputs, manual_paths=[]), only_a, warnings.append)
+    assert got == {("s01", A1): {"written_a": 2.0}, ("s02", A1): {"written_a": 1.5}}
+    assert len(warnings) == 2 and "s01 05_attention/written_b has 1 point(s)" in warnings[0]
+    assert "kept there and not counted" in warnings[0]
+    with _gradebook(db) as gb:
+        assert gb.find_grade("written_b", A1, A1, "s01").manual_score == 1.0
+    # record_written writes the merged marks back: the TA's marks survive a re-run.
+    formgrade.record_written(
+        db, [result("s01", A1, 7.0), result("s02", A1, 9.0)], written, merged()
+    )
+    with _gradebook(db) as gb:
+        assert gb.find_grade("written_b", A1, A1, "s01").manual_score == 1.0
+        assert gb.find_grade("written_a", A1, A1, "s02").manual_score == 1.5
+        assert gb.find_submission(A1, "s01").needs_manual_grade is False

@@ -32,6 +32,7 @@ def _class_inputs(args: argparse.Namespace):
         manual_paths=[Path(p) for p in args.manual or []],
         similarity_threshold=args.similarity_threshold,
         db_url=args.db,
+        out=Path(args.out),
     )
 
 

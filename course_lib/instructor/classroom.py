@@ -3,8 +3,9 @@ overrides and copying, into one row per (student, assignment).
 
 The grading engine (:mod:`.pipeline`) computes what code earns; this module decides what a
 student gets. Order, per row: ``auto_score`` (the engine) + ``manual_score`` (written answers,
-merged from ``--manual``) = ``raw_score``; minus the late ``penalty`` = ``score``; an override,
-when there is one, replaces ``score``. Nothing here changes the engine's results on disk
+merged from ``--manual`` and from the gradebook, where formgrader keeps a TA's marks) =
+``raw_score``; minus the late ``penalty`` = ``score``; an override, when there is one, replaces
+``score``. Nothing here changes the engine's results on disk
 (``OUT/.state``), so a re-grade recomputes them and this layer is applied again.
 
 OUT gains ``grades.csv`` with :data:`CLASS_COLUMNS` (replacing the engine's), ``report.html``
@@ -17,7 +18,7 @@ import datetime as dt
 import html
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from course_lib.instructor import late as late_mod
@@ -55,6 +56,8 @@ class ClassOptions:
     overrides_path: Path | None = None
     manual: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
     written: dict[str, dict[str, float]] = field(default_factory=dict)  # aid -> grade_id -> pts
+    written_cells: dict[str, list] = field(default_factory=dict)  # aid -> [manual.WrittenCell]
+    mark_origins: dict[tuple[str, str, str], str] = field(default_factory=dict)  # manual.Mark
     similarity: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # extra flags
 
 
@@ -301,10 +304,37 @@ class ClassInputs:
     manual_paths: list[Path] = field(default_factory=list)
     similarity_threshold: float = 0.8
     db_url: str | None = None  # the gradebook course grade wrote (default OUT/gradebook.db)
+    out: Path | None = None  # OUT, where the default gradebook and the marks ledger live
+
+    def gradebook_url(self) -> str | None:
+        if self.db_url:
+            return self.db_url
+        if self.out is None:
+            return None
+        return f"sqlite:///{(self.out / 'gradebook.db').resolve()}"
 
 
 def known_assignments(source_dir: Path) -> set[str]:
     return {p.parent.name for p in source_dir.glob("*/*.ipynb") if p.stem == p.parent.name}
+
+
+def merged_marks(
+    inputs: ClassInputs,
+    written: dict[str, list],
+    warn: Callable[[str], None] | None = None,
+    origins: dict[tuple[str, str, str], str] | None = None,
+) -> dict[tuple[str, str], dict[str, float]]:
+    """The written-answer marks: the ``--manual`` sheets' and those in the gradebook (entered in
+    formgrader, or merged on an earlier run), combined by :func:`.manual.merge_marks`."""
+    from course_lib.instructor import formgrade, manual
+
+    from_gradebook = []
+    db_url = inputs.gradebook_url()
+    if db_url is not None and written:
+        ledger = formgrade.read_ledger(inputs.out, db_url) if inputs.out is not None else {}
+        warn = warn or formgrade.warn
+        from_gradebook = formgrade.gradebook_marks(db_url, written, ledger, warn)
+    return manual.load_marks(inputs.manual_paths, written, from_gradebook, origins)
 
 
 def prepare(inputs: ClassInputs, source_dir: Path) -> ClassOptions:
@@ -331,7 +361,8 @@ def prepare(inputs: ClassInputs, source_dir: Path) -> ClassOptions:
     }
     written = {aid: cells for aid, cells in written.items() if cells}
     options.written = {aid: {c.grade_id: c.points for c in cells} for aid, cells in written.items()}
-    options.manual = manual.load_marks(inputs.manual_paths, written)
+    options.written_cells = written
+    options.manual = merged_marks(inputs, written, origins=options.mark_origins)
     return options
 
 
@@ -354,6 +385,12 @@ def finish(
     # Only submissions whose notebook the engine read: a folder refused for its id or a link,
     # or one the grader failed on, is never opened again here.
     readable = [r for r in results if r.get("status") in READABLE_STATUSES]
+    # Read the gradebook's marks again: a TA may have graded in formgrader while this run graded.
+    # (prepare's warnings are not repeated).
+    options.mark_origins.clear()
+    options.manual = merged_marks(
+        replace(inputs, out=out), options.written_cells, lambda _: None, options.mark_origins
+    )
     aids = sorted(
         {
             a
@@ -385,6 +422,7 @@ def finish(
         links[f"written answers {aid} (sheet)"] = f"manual/{aid}.html"
     db_url = inputs.db_url or f"sqlite:///{(out / 'gradebook.db').resolve()}"
     formgrade.record_written(db_url, results, written, options.manual)
+    formgrade.write_ledger(out, db_url, options.manual, options.mark_origins)
     report_path = out / "report.html"
     engine_report = report_path.read_text(encoding="utf-8") if report_path.exists() else ""
     write_class_outputs(out, rows, engine_report, links)

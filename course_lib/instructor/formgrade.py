@@ -7,14 +7,106 @@ markdown grade cell with its points, a ``Grade`` and a ``Comment`` for it in eve
 and the merged marks as ``manual_score``; a cell without a mark ``needs_manual_grade``. Then
 ``nbgrader export`` writes the total (autograded + written) and formgrader lists the
 submissions that still need a person.
+
+A TA's marks come back: :func:`gradebook_marks` reads every written cell's ``manual_score``
+before the next run grades, and they are merged like ``--manual`` marks
+(:func:`.manual.merge_marks`), so they reach grades.csv, class.json, the report and the LMS
+export, and :func:`record_written` writes them back unchanged. To tell a mark a person entered
+from one that a ``--manual`` sheet put there, each run keeps the sheets' marks it wrote in
+``OUT/manual/gradebook-marks.json`` (:func:`write_ledger`); a gradebook mark that differs from
+that file, or is not in it, counts as entered by a person.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 
-from course_lib.instructor.export import _gradebook
-from course_lib.instructor.manual import WrittenCell
+from course_lib.instructor.export import _gradebook, write_atomic
+from course_lib.instructor.manual import Mark, WrittenCell
+
+LEDGER = Path("manual") / "gradebook-marks.json"
+
+
+def warn(msg: str) -> None:
+    print(f"course grade: warning: {msg}", file=sys.stderr)
+
+
+def read_ledger(out: Path, db_url: str) -> dict[tuple[str, str, str], float]:
+    """The marks that ``--manual`` sheets put into the gradebook at ``db_url`` (as of the last
+    run), by (student, assignment, cell); empty when the file is absent, unreadable or about
+    another gradebook, so that every gradebook mark then counts as a person's."""
+    try:
+        data = json.loads((out / LEDGER).read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("gradebook") != db_url:
+            return {}
+        return {(str(s), str(a), str(g)): float(p) for s, a, g, p in data.get("marks", [])}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def write_ledger(
+    out: Path,
+    db_url: str,
+    marks: dict[tuple[str, str], dict[str, float]],
+    origins: dict[tuple[str, str, str], str] | None = None,
+) -> None:
+    """Record the marks that sheets put in the gradebook (not those entered in formgrader:
+    they stay a person's until that person changes them)."""
+    origins = origins or {}
+    rows = sorted(
+        [s, a, g, p]
+        for (s, a), cells in marks.items()
+        for g, p in cells.items()
+        if origins.get((s, a, g), "sheet") != "formgrader"
+    )
+    write_atomic(out / LEDGER, json.dumps({"gradebook": db_url, "marks": rows}, indent=1))
+
+
+def gradebook_marks(
+    db_url: str,
+    written: dict[str, list[WrittenCell]],
+    ledger: dict[tuple[str, str, str], float],
+    warn: Callable[[str], None] = warn,
+) -> list[Mark]:
+    """Every written cell's mark in the gradebook (none if there is no gradebook yet). A mark
+    for a cell that is no longer a written cell of the source is left in the gradebook, not
+    counted, and named in a warning."""
+    if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///") :]).is_file():
+        return []
+    known = {(aid, c.grade_id) for aid, cells in written.items() for c in cells}
+    gb = _gradebook(db_url)
+    marks = []
+    try:
+        for assignment in gb.assignments:
+            aid = assignment.name
+            for submission in assignment.submissions:
+                sid = submission.student.id
+                for nb in submission.notebooks:
+                    for grade in nb.grades:
+                        if grade.cell.cell_type != "markdown" or grade.manual_score is None:
+                            continue
+                        gid, points = grade.name, float(grade.manual_score)
+                        if (aid, gid) not in known:
+                            warn(
+                                f"{sid} {aid}/{gid} has {points:g} point(s) in the gradebook "
+                                f"{db_url}, but {gid} is not a written-answer cell of {aid} any "
+                                "more: the mark is kept there and not counted (restore the cell "
+                                "in the source notebook to count it)"
+                            )
+                            continue
+                        wrote = ledger.get((sid, aid, gid))
+                        origin = "gradebook" if wrote == points else "formgrader"
+                        where = (
+                            f"the gradebook {db_url}, formgrader: Manual Grading > {aid} > {sid}"
+                        )
+                        marks.append(Mark(sid, aid, gid, points, where, origin))
+    finally:
+        gb.close()
+    return marks
 
 
 def record_written(

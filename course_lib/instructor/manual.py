@@ -12,6 +12,13 @@ the rubric). A grader fills in ``points`` (and ``comment``); ``course grade --ma
 marks.csv`` (several files: repeat the option) merges them: a student's written score is the
 sum of their cells' points, and a row whose written cells are not all marked is flagged
 ``written_ungraded``.
+
+The other road is nbgrader's formgrader: a TA types the marks into the gradebook that ``course
+grade`` writes (:mod:`.formgrade`). Every run reads them back as :class:`Mark` s and merges them
+with the sheets' marks here, in :func:`merge_marks`, the one place where marks are checked and
+combined. A mark entered in formgrader is never overwritten: a sheet that gives the same cell
+another mark is refused (both places are named), and a mark once merged stays in the gradebook
+until someone changes it there.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import csv
 import html
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +52,21 @@ class WrittenCell:
     points: float
     question: str
     rubric: str
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One written cell's points for one submission, and where they were read (for messages).
+    ``origin``: ``"sheet"`` (a ``--manual`` file), ``"gradebook"`` (what ``course grade`` wrote
+    there on an earlier run) or ``"formgrader"`` (a gradebook mark that a person set or changed
+    after that, so a sheet must not overwrite it)."""
+
+    student_id: str
+    assignment_id: str
+    grade_id: str
+    points: float
+    where: str
+    origin: str = "sheet"
 
 
 def _text(cell: dict) -> str:
@@ -178,13 +201,16 @@ def write_sheet(
 
 
 def load_marks(
-    paths: list[Path], written: dict[str, list[WrittenCell]]
+    paths: list[Path],
+    written: dict[str, list[WrittenCell]],
+    gradebook: Iterable[Mark] = (),
+    origins: dict[tuple[str, str, str], str] | None = None,
 ) -> dict[tuple[str, str], dict[str, float]]:
-    """(student, assignment) → {grade_id: points} from filled-in sheets; all files are checked
-    before anything is used, and any bad line is an error naming file and line."""
-    maxima = {(aid, c.grade_id): c.points for aid, cells in written.items() for c in cells}
-    marks: dict[tuple[str, str], dict[str, float]] = {}
-    where_seen: dict[tuple[str, str, str], str] = {}
+    """(student, assignment) → {grade_id: points} from filled-in sheets and the marks read back
+    from the gradebook (:func:`.formgrade.gradebook_marks`); all files are checked before
+    anything is used, and any bad line is an error naming file and line. ``origins``, when
+    given, receives each counted mark's :attr:`Mark.origin` by (student, assignment, cell)."""
+    sheet_marks: list[Mark] = []
     for path in paths:
         if not path.is_file():
             raise ClassSetupError(f"manual marks file {path} does not exist")
@@ -197,33 +223,66 @@ def load_marks(
                     "course grade wrote (OUT/manual/<assignment>.csv) and keep its header"
                 )
             for n, row in enumerate(reader, start=2):
-                where = f"{path} line {n}"
-                sid = (row["student_id"] or "").strip()
-                aid = (row["assignment_id"] or "").strip()
-                gid = (row["grade_id"] or "").strip()
                 text = (row["points"] or "").strip()
                 if not text:
                     continue  # not marked yet
-                if (aid, gid) not in maxima:
-                    raise ClassSetupError(
-                        f"{where}: {aid}/{gid} is not a written-answer cell; known: "
-                        + ", ".join(f"{a}/{g}" for a, g in sorted(maxima))
-                    )
+                where = f"{path} line {n}"
                 try:
                     points = float(text)
                 except ValueError as exc:
                     raise ClassSetupError(f"{where}: points {text!r} is not a number") from exc
-                top = maxima[(aid, gid)]
-                if not math.isfinite(points) or points < 0 or points > top:
-                    raise ClassSetupError(
-                        f"{where}: points {text} is outside 0..{top:g} for {aid}/{gid}"
-                    )
-                key = (sid, aid, gid)
-                if key in where_seen:
-                    raise ClassSetupError(
-                        f"{where}: {sid} {aid}/{gid} was already marked at {where_seen[key]}; "
-                        "keep one mark per cell"
-                    )
-                where_seen[key] = where
-                marks.setdefault((sid, aid), {})[gid] = points
-    return marks
+                ids = [(row[k] or "").strip() for k in ("student_id", "assignment_id", "grade_id")]
+                sheet_marks.append(Mark(*ids, points, where))
+    return merge_marks([*gradebook, *sheet_marks], written, origins)
+
+
+def merge_marks(
+    marks: Iterable[Mark],
+    written: dict[str, list[WrittenCell]],
+    origins: dict[tuple[str, str, str], str] | None = None,
+) -> dict[tuple[str, str], dict[str, float]]:
+    """Check every mark against the written cells and combine them: one mark per cell from the
+    sheets; a sheet's mark replaces one an earlier sheet put in the gradebook, but a mark
+    entered in formgrader stands (a sheet that differs from it is an error naming both)."""
+    maxima = {(aid, c.grade_id): c.points for aid, cells in written.items() for c in cells}
+    counted: dict[tuple[str, str, str], Mark] = {}
+    from_sheets: dict[tuple[str, str, str], Mark] = {}
+    for m in marks:
+        aid, gid = m.assignment_id, m.grade_id
+        if (aid, gid) not in maxima:
+            raise ClassSetupError(
+                f"{m.where}: {aid}/{gid} is not a written-answer cell; known: "
+                + ", ".join(f"{a}/{g}" for a, g in sorted(maxima))
+            )
+        top = maxima[(aid, gid)]
+        if not math.isfinite(m.points) or m.points < 0 or m.points > top:
+            raise ClassSetupError(
+                f"{m.where}: points {m.points:g} is outside 0..{top:g} for {aid}/{gid}"
+            )
+        key = (m.student_id, aid, gid)
+        if m.origin != "sheet":
+            counted[key] = m  # the gradebook holds one mark per cell
+            continue
+        if key in from_sheets:
+            raise ClassSetupError(
+                f"{m.where}: {m.student_id} {aid}/{gid} was already marked at "
+                f"{from_sheets[key].where}; keep one mark per cell"
+            )
+        from_sheets[key] = m
+        prior = counted.get(key)
+        if prior is not None and prior.origin == "formgrader":
+            if prior.points != m.points:
+                raise ClassSetupError(
+                    f"{m.where}: {m.student_id} {aid}/{gid} is marked {m.points:g} here but "
+                    f"{prior.points:g} in formgrader ({prior.where}); a mark entered in "
+                    f"formgrader is never overwritten: set this line to {prior.points:g} or "
+                    "empty it, or change the mark in formgrader"
+                )
+            continue  # the same mark: formgrader's stands
+        counted[key] = m
+    merged: dict[tuple[str, str], dict[str, float]] = {}
+    for (sid, aid, gid), m in counted.items():
+        merged.setdefault((sid, aid), {})[gid] = m.points
+        if origins is not None:
+            origins[(sid, aid, gid)] = m.origin
+    return merged
