@@ -612,13 +612,13 @@ def test_train_gpt_reduces_the_loss_and_is_reproducible():
         train_gpt(model, data, steps=1, generator=gen(0), block_size=17)
 
 
-# --- the chapter-13 checkers of course_lib.grading_extra ---------------------------------------
+# --- the chapter-13 checkers of course_lib.grading.mistakes.gpt ------------------------------
 # They carry their own copies of the filters, the sampler and the cached attention (a test cell
 # forbids course_lib.gpt while the student's code runs): the copies must agree with the reference.
 
 
 def test_checker_copies_agree_with_the_reference():
-    from course_lib import grading_extra as GX
+    from course_lib.grading.mistakes import gpt as GX
 
     g = gen(12)
     for _ in range(20):
@@ -646,7 +646,7 @@ def test_checker_copies_agree_with_the_reference():
 
 
 def test_tiny_lm_follows_the_gpt_interface_and_counts_calls():
-    from course_lib import grading_extra as GX
+    from course_lib.grading.mistakes import gpt as GX
 
     model = GX.TinyLM(seed=1)
     ids = torch.randint(11, (2, 7), generator=gen(0))
@@ -668,7 +668,7 @@ def test_tiny_lm_follows_the_gpt_interface_and_counts_calls():
 
 def test_checkers_pass_the_reference_and_explain_a_mistake():
     from course_lib import grading as G
-    from course_lib import grading_extra as GX
+    from course_lib.grading.mistakes import gpt as GX
 
     ties = [G.Case(torch.tensor([[4.0, 0.0, 4.0, 4.0]]), 2, label="ties")]
     assert GX.check_logits_filter(top_k_filter, top_k_filter, ties)

@@ -289,7 +289,7 @@ def test_a_checker_or_reference_change_regrades_and_nothing_else(tmp_path: Path)
     (package / "bookbuild.py").write_text("# the book build changed\n", encoding="utf-8")
     (package / "viz.py").write_text("# a figure changed\n", encoding="utf-8")
     assert pipeline.engine_digest(package) == before
-    for changed in ("grading_extra.py", "attention.py", "instructor/worker.py"):
+    for changed in ("grading/mistakes/masking.py", "attention.py", "instructor/worker.py"):
         path = package / changed
         path.write_text(path.read_text(encoding="utf-8") + "\n# fixed\n", encoding="utf-8")
         assert pipeline.engine_digest(package) != before, changed

@@ -207,6 +207,7 @@ def engine_digest(package: Path | None = None) -> str:
     reference modules and the grading engine (not the book build or the explorers)."""
     package = package or Path(course_lib.__file__).resolve().parent
     files = [p for p in sorted(package.glob("*.py")) if p.name not in NOT_GRADING_FILES]
+    files += sorted((package / "grading").rglob("*.py"))
     files += [
         package / "instructor" / f"{m}.py"
         for m in ("grader", "notebooks", "sandbox", "wire", "worker", "pipeline")
