@@ -173,7 +173,7 @@ def prepare_exercise_pages(chapters: Sequence[str], source_dir: Path | None = No
 # Launching a page on Colab or Binder: the repository, the install cell, the chapter notebooks.
 # ---------------------------------------------------------------------------------------------
 
-# Placeholders in the notebook sources (tools/notebooks/<id>.py), filled in when notebooks are
+# Placeholders in the notebook sources (assignments/<id>.py), filled in when notebooks are
 # built, so that the repository URL is written in one place only: _config.yml.
 REPOSITORY_URL_TOKEN = "{{COURSE_REPOSITORY_URL}}"
 RELEASE_TAG_TOKEN = "{{COURSE_RELEASE_TAG}}"

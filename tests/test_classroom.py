@@ -536,7 +536,7 @@ def test_every_notebook_has_one_or_two_written_questions() -> None:
     from course_lib.instructor import manual
 
     for chapter in sorted(p.parent.name for p in (ROOT / "solutions").glob("*/*.ipynb")):
-        if not (ROOT / "tools" / "notebooks" / f"{chapter}.py").exists():
+        if not (ROOT / "assignments" / f"{chapter}.py").exists():
             continue
         cells = manual.written_cells(ROOT / "solutions" / chapter / f"{chapter}.ipynb")
         assert 1 <= len(cells) <= 2, chapter

@@ -1,4 +1,4 @@
-"""Build the nbgrader source notebooks ``solutions/<id>/<id>.ipynb`` from ``tools/notebooks/<id>.py``.
+"""Build the nbgrader source notebooks ``solutions/<id>/<id>.ipynb`` from ``assignments/<id>.py``.
 
 A source is a Python file in "percent" format: ``# %% <kind> [args]`` starts a cell.
 
@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from course_lib.bookbuild import fill_placeholders  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ROOT / "tools" / "notebooks"
+SOURCES = ROOT / "assignments"
 SOLUTIONS = ROOT / "solutions"
 
 _HEADER = re.compile(
