@@ -57,11 +57,10 @@ def causal_mask(T: int, S: int | None = None, device=None) -> Tensor:
 
 # %% tests test_causal_mask points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import masking as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.causal_mask_mistakes()
+MISTAKES = G.causal_mask_mistakes()
 # T = 3: row i (query i) is True in columns 0..i. A single token sees only itself.
 # T=2 queries, S=4 keys: still query 0 sees key 0, query 1 keys 0 and 1 (upper-left aligned).
 cases = [
@@ -108,11 +107,10 @@ def padding_mask(attention_mask: Tensor) -> Tensor:
 
 # %% tests test_padding_mask points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import masking as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.padding_mask_mistakes()
+MISTAKES = G.padding_mask_mistakes()
 # Two sentences of 4 slots: the second has 2 real tokens, then 2 padding tokens.
 am = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
 cases = [
@@ -167,11 +165,10 @@ def combine_masks(*masks: Tensor) -> Tensor:
 
 # %% tests test_combine_masks points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import masking as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.combine_masks_mistakes()
+MISTAKES = G.combine_masks_mistakes()
 causal = torch.ones(4, 4, dtype=torch.bool).tril()  # (T, T)
 pad = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]).bool()[:, None, None, :]  # (B, 1, 1, S)
 g = torch.Generator().manual_seed(0)
@@ -220,11 +217,10 @@ def to_additive_mask(mask: Tensor, dtype: torch.dtype = torch.float32) -> Tensor
 
 # %% tests test_to_additive_mask points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import masking as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.additive_mask_mistakes()
+MISTAKES = G.additive_mask_mistakes()
 # The 3 x 3 causal mask: 0.0 on and below the diagonal, -inf above it.
 causal = torch.ones(3, 3, dtype=torch.bool).tril()
 pad = torch.tensor([[True, True, False]])[:, None, None, :]  # (1, 1, 1, 3)
@@ -270,11 +266,10 @@ def shift_right(labels: Tensor, start_token_id: int) -> Tensor:
 
 # %% tests test_shift_right points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import masking as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.shift_right_mistakes()
+MISTAKES = G.shift_right_mistakes()
 # "Je t' aime" as ids [5, 6, 7] with start token 1: the decoder reads [1, 5, 6].
 cases = [
     G.Case(torch.tensor([[5, 6, 7]]), 1, label="the example"),

@@ -57,11 +57,10 @@ def split_heads(x: Tensor, num_heads: int) -> Tensor:
 
 # %% tests test_split_heads points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import multi_head as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.split_heads_mistakes()
+MISTAKES = G.split_heads_mistakes()
 # Features numbered 0..7 for each of 3 tokens: with 2 heads, head 0 must hold features 0-3 of
 # every token and head 1 features 4-7.
 x = torch.arange(24.0).view(1, 3, 8)
@@ -106,11 +105,10 @@ def merge_heads(x: Tensor) -> Tensor:
 
 # %% tests test_merge_heads points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import multi_head as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.merge_heads_mistakes()
+MISTAKES = G.merge_heads_mistakes()
 # merge_heads(split_heads(x, H)) must give x back: here 2 heads of 4 numbered features.
 x = torch.arange(24.0).view(1, 3, 8)
 heads = x.view(1, 3, 2, 4).transpose(1, 2)  # (1, 2, 3, 4)
@@ -183,11 +181,10 @@ class MultiHeadAttention(nn.Module):
 
 # %% tests test_MultiHeadAttention points=3
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import multi_head as ref
 
 FORBIDDEN = G.NO_TORCH_ATTENTION | G.no_reference(ref)
-MISTAKES = GX.mha_mistakes()
+MISTAKES = G.mha_mistakes()
 g = torch.Generator().manual_seed(2)
 # Self-attention: B=2 sentences of T=4 tokens, D=8 split into 2 heads of Dh=4.
 x = torch.randn(2, 4, 8, generator=g)
@@ -243,11 +240,10 @@ assert all(
 
 # %% tests test_MultiHeadAttention-masks points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import multi_head as ref
 
 FORBIDDEN = G.NO_TORCH_ATTENTION | G.no_reference(ref)
-MISTAKES = GX.mha_mistakes()
+MISTAKES = G.mha_mistakes()
 g = torch.Generator().manual_seed(3)
 x = torch.randn(2, 4, 8, generator=g)
 # Sentence 1 has two padding tokens: (B, 1, 1, S), True = a real key.
@@ -323,11 +319,10 @@ def load_torch_mha(module: MultiHeadAttention, torch_mha: nn.MultiheadAttention)
 
 # %% tests test_load_torch_mha points=3
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import multi_head as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.load_mha_mistakes()
+MISTAKES = G.load_mha_mistakes()
 
 
 def build(D: int = 8, H: int = 2, bias: bool = True, seed: int = 0) -> tuple:
@@ -343,7 +338,7 @@ def build(D: int = 8, H: int = 2, bias: bool = True, seed: int = 0) -> tuple:
     return target, torch_mha
 
 
-assert GX.check_loader(
+assert G.check_loader(
     load_torch_mha,
     ref.load_torch_mha,
     build,
@@ -351,7 +346,7 @@ assert GX.check_loader(
     mistakes=MISTAKES,
     label="D=8, H=2",
 )
-assert GX.check_loader(
+assert G.check_loader(
     load_torch_mha,
     ref.load_torch_mha,
     lambda: build(bias=False),
@@ -372,7 +367,7 @@ assert G.check_close(
 )
 ### BEGIN HIDDEN TESTS
 seed = G.grading_seed() % 1000
-assert GX.check_loader(
+assert G.check_loader(
     load_torch_mha,
     ref.load_torch_mha,
     lambda: build(12, 3, seed=seed),
@@ -380,7 +375,7 @@ assert GX.check_loader(
     mistakes=MISTAKES,
     label="D=12, H=3",
 )
-assert GX.check_loader(
+assert G.check_loader(
     load_torch_mha,
     ref.load_torch_mha,
     lambda: build(4, 4, False, seed + 1),

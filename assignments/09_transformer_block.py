@@ -60,11 +60,10 @@ def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Te
 
 # %% tests test_layer_norm points=3
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import transformer as ref
 
-FORBIDDEN = GX.NO_TORCH_LAYER_NORM | G.no_reference(ref)
-MISTAKES = GX.layer_norm_mistakes()
+FORBIDDEN = G.NO_TORCH_LAYER_NORM | G.no_reference(ref)
+MISTAKES = G.layer_norm_mistakes()
 g = torch.Generator().manual_seed(0)
 # [1, 2, 3, 4] has mean 2.5 and (biased) variance 1.25; with weight 1 and bias 0 the result
 # has mean 0 and variance 1 (up to eps).
@@ -125,11 +124,10 @@ class FeedForward(nn.Module):
 
 # %% tests test_FeedForward points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import transformer as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.feed_forward_mistakes()
+MISTAKES = G.feed_forward_mistakes()
 g = torch.Generator().manual_seed(1)
 # B=2, T=3, D=4 and a hidden width of 4 * D = 16.
 x = torch.randn(2, 3, 4, generator=g)
@@ -229,14 +227,13 @@ class TransformerEncoderLayer(nn.Module):
 
 # %% tests test_TransformerEncoderLayer points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import transformer as ref
 
 FORBIDDEN = {
     "torch.nn.TransformerEncoderLayer": "build the block from its parts",
     "torch.nn.MultiheadAttention": "use the MultiHeadAttention of chapter 8",
 } | G.no_reference(ref)
-MISTAKES = GX.encoder_layer_mistakes()
+MISTAKES = G.encoder_layer_mistakes()
 g = torch.Generator().manual_seed(2)
 # Pre-LN (the default): B=2 sentences of T=4 tokens, D=8, 2 heads, FFN width 16.
 x = torch.randn(2, 4, 8, generator=g)
@@ -265,14 +262,13 @@ assert G.check_module(
 
 # %% tests test_TransformerEncoderLayer-post_ln points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import transformer as ref
 
 FORBIDDEN = {
     "torch.nn.TransformerEncoderLayer": "build the block from its parts",
     "torch.nn.MultiheadAttention": "use the MultiHeadAttention of chapter 8",
 } | G.no_reference(ref)
-MISTAKES = GX.encoder_layer_mistakes()
+MISTAKES = G.encoder_layer_mistakes()
 g = torch.Generator().manual_seed(3)
 # Post-LN, as in the 2017 paper: the output of every sublayer is normalised.
 x = torch.randn(2, 4, 8, generator=g)
@@ -301,14 +297,13 @@ assert G.check_module(
 
 # %% tests test_TransformerEncoderLayer-options points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import transformer as ref
 
 FORBIDDEN = {
     "torch.nn.TransformerEncoderLayer": "build the block from its parts",
     "torch.nn.MultiheadAttention": "use the MultiHeadAttention of chapter 8",
 } | G.no_reference(ref)
-MISTAKES = GX.encoder_layer_mistakes()
+MISTAKES = G.encoder_layer_mistakes()
 g = torch.Generator().manual_seed(4)
 x = torch.randn(2, 4, 8, generator=g)
 causal = torch.ones(4, 4, dtype=torch.bool).tril()  # (T, T)
@@ -379,11 +374,10 @@ def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
 
 # %% tests test_count_parameters points=3
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import transformer as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.count_parameters_mistakes()
+MISTAKES = G.count_parameters_mistakes()
 # A BatchNorm layer has 2 * 4 parameters and 3 buffers that do not count.
 with_buffers = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
 # The first layer is frozen: it counts only when trainable_only=False.

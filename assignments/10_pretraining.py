@@ -82,7 +82,6 @@ def mask_tokens(
 
 # %% tests test_mask_tokens points=3
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import pretraining as ref
 
 FORBIDDEN = G.no_reference(ref)
@@ -96,9 +95,9 @@ spec = dict(mask_token_id=4, vocab_size=1000, special_tokens_mask=special)
 # Checked: labels are -100 except at the selected positions, where they hold the original id;
 # special positions are never selected; about mlm_probability of the others are; the same
 # generator seed gives the same result and another seed a different one.
-assert GX.check_mask_tokens(mask_tokens, ids, **spec, forbidden=FORBIDDEN)
-assert GX.check_mask_tokens(mask_tokens, ids, **spec, mlm_probability=0.4, forbidden=FORBIDDEN)
-assert GX.check_mask_tokens(
+assert G.check_mask_tokens(mask_tokens, ids, **spec, forbidden=FORBIDDEN)
+assert G.check_mask_tokens(mask_tokens, ids, **spec, mlm_probability=0.4, forbidden=FORBIDDEN)
+assert G.check_mask_tokens(
     mask_tokens, ids, mask_token_id=4, vocab_size=1000, mlm_probability=1.0, forbidden=FORBIDDEN
 )
 ### BEGIN HIDDEN TESTS
@@ -106,7 +105,7 @@ g = G.hidden_generator("10/mask_tokens")
 ids = torch.randint(3, 500, (40, 80), generator=g)
 special = torch.rand(40, 80, generator=g) < 0.2
 assert all(
-    GX.check_mask_tokens(
+    G.check_mask_tokens(
         mask_tokens,
         ids,
         mask_token_id=2,
@@ -122,7 +121,6 @@ assert all(
 
 # %% tests test_mask_tokens-replacement points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import pretraining as ref
 
 FORBIDDEN = G.no_reference(ref)
@@ -132,7 +130,7 @@ special = torch.zeros(64, 64, dtype=torch.bool)
 special[:, 0] = special[:, -1] = True
 # Checked among the selected positions: about 80 % [MASK], 10 % a random id from the whole
 # vocabulary [0, 1000) (not just the ids that occur in the input), 10 % unchanged.
-assert GX.check_mask_tokens(
+assert G.check_mask_tokens(
     mask_tokens,
     ids,
     mask_token_id=4,
@@ -145,7 +143,7 @@ assert GX.check_mask_tokens(
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("10/mask_tokens-replacement")
 ids = torch.randint(3, 50, (50, 60), generator=g)
-assert GX.check_mask_tokens(
+assert G.check_mask_tokens(
     mask_tokens,
     ids,
     mask_token_id=1,
@@ -180,11 +178,10 @@ def causal_lm_labels(input_ids: Tensor, attention_mask: Tensor | None = None) ->
 
 # %% tests test_causal_lm_labels points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import pretraining as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.causal_lm_labels_mistakes()
+MISTAKES = G.causal_lm_labels_mistakes()
 # "the cat sat" + one padding token: position 0 predicts "cat", 1 predicts "sat", and the
 # last real position would predict padding, so it gets -100 like the padding itself.
 ids = torch.tensor([[5, 6, 7, 0]])
@@ -249,11 +246,10 @@ def masked_cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = -10
 
 # %% tests test_masked_cross_entropy points=2
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import pretraining as ref
 
-FORBIDDEN = GX.NO_TORCH_CROSS_ENTROPY | G.no_reference(ref)
-MISTAKES = GX.cross_entropy_mistakes()
+FORBIDDEN = G.NO_TORCH_CROSS_ENTROPY | G.no_reference(ref)
+MISTAKES = G.cross_entropy_mistakes()
 g = torch.Generator().manual_seed(2)
 # Two classes with equal logits: probability 1/2, loss log 2 ≈ 0.693.
 even = torch.zeros(1, 2)
@@ -323,11 +319,10 @@ def few_shot_prompt(
 
 # %% tests test_few_shot_prompt points=1
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 from course_lib import pretraining as ref
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.few_shot_mistakes()
+MISTAKES = G.few_shot_mistakes()
 demos = [("I loved this film", "positive"), ("A waste of time", "negative")]
 cases = [
     G.Case([("2 + 2", "4")], "3 + 5", label="the example"),

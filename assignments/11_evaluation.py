@@ -73,10 +73,9 @@ def confusion_matrix(y_true, y_pred, *, labels=None, normalize: str | None = Non
 # %% tests test_confusion_matrix points=2
 from course_lib import evaluation as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
-FORBIDDEN = GX.loaded_only(GX.NO_METRIC_LIBRARIES) | G.no_reference(ref)
-MISTAKES = GX.confusion_matrix_mistakes()
+FORBIDDEN = G.loaded_only(G.NO_METRIC_LIBRARIES) | G.no_reference(ref)
+MISTAKES = G.confusion_matrix_mistakes()
 # True [0, 1, 1], predicted [0, 0, 1]: one 0 right, one 1 taken for a 0, one 1 right.
 animals_true = ["cat", "dog", "cat", "bird", "dog", "cat"]
 animals_pred = ["cat", "cat", "cat", "bird", "dog", "bird"]
@@ -93,7 +92,7 @@ cases = [
         label="an unseen label, bird left out",
     ),
 ]
-assert GX.check_numpy_function(
+assert G.check_numpy_function(
     confusion_matrix,
     ref.confusion_matrix,
     cases,
@@ -110,7 +109,7 @@ hidden = [
     G.Case(y_true, y_pred, labels=list("edcba"), label="reversed labels"),
     G.Case([rng.randint(0, 4) for _ in range(30)], [rng.randint(0, 4) for _ in range(30)]),
 ]
-assert GX.check_numpy_function(
+assert G.check_numpy_function(
     confusion_matrix,
     ref.confusion_matrix,
     hidden,
@@ -123,10 +122,9 @@ assert GX.check_numpy_function(
 # %% tests test_confusion_matrix-normalize points=1
 from course_lib import evaluation as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
-FORBIDDEN = GX.loaded_only(GX.NO_METRIC_LIBRARIES) | G.no_reference(ref)
-MISTAKES = GX.confusion_matrix_mistakes()
+FORBIDDEN = G.loaded_only(G.NO_METRIC_LIBRARIES) | G.no_reference(ref)
+MISTAKES = G.confusion_matrix_mistakes()
 # Imbalanced: 6 "ok", 2 "spam", 1 "fraud"; "fraud" is never predicted, so its column is empty.
 y_true = ["ok"] * 6 + ["spam", "spam", "fraud"]
 y_pred = ["ok"] * 5 + ["spam", "spam", "ok", "spam"]
@@ -137,7 +135,7 @@ cases = [
     ),
     G.Case(y_true, y_pred, normalize="all", label="everything sums to 1"),
 ]
-assert GX.check_numpy_function(
+assert G.check_numpy_function(
     confusion_matrix,
     ref.confusion_matrix,
     cases,
@@ -150,7 +148,7 @@ rng = G.hidden_random("11/confusion_matrix-normalize")
 y_true = [rng.randint(0, 3) for _ in range(25)]
 y_pred = [rng.randint(0, 2) for _ in range(25)]
 hidden = [G.Case(y_true, y_pred, normalize=n, labels=[3, 2, 1, 0]) for n in ("true", "pred", "all")]
-assert GX.check_numpy_function(
+assert G.check_numpy_function(
     confusion_matrix,
     ref.confusion_matrix,
     hidden,
@@ -211,10 +209,9 @@ def precision_recall_fscore_support(
 # %% tests test_precision_recall_fscore_support points=2
 from course_lib import evaluation as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
-FORBIDDEN = GX.loaded_only(GX.NO_METRIC_LIBRARIES) | G.no_reference(ref)
-MISTAKES = GX.prfs_mistakes()
+FORBIDDEN = G.loaded_only(G.NO_METRIC_LIBRARIES) | G.no_reference(ref)
+MISTAKES = G.prfs_mistakes()
 # Class 0: 2 of 3 predictions right (precision 2/3), both true 0s found (recall 1).
 # Class 2 is never predicted: its precision is 0/0, which becomes zero_division.
 y_true = [0, 0, 1, 1, 2]
@@ -229,7 +226,7 @@ cases = [
         label="labels= with an absent class",
     ),
 ]
-assert GX.check_numpy_function(
+assert G.check_numpy_function(
     precision_recall_fscore_support,
     ref.precision_recall_fscore_support,
     cases,
@@ -244,7 +241,7 @@ hidden = [
     G.Case(y_true, y_pred, label="random imbalanced"),
     G.Case(y_true, y_pred, labels=[3, 1, 4], zero_division=1.0, label="some labels"),
 ]
-assert GX.check_numpy_function(
+assert G.check_numpy_function(
     precision_recall_fscore_support,
     ref.precision_recall_fscore_support,
     hidden,
@@ -256,10 +253,9 @@ assert GX.check_numpy_function(
 # %% tests test_precision_recall_fscore_support-averages points=2
 from course_lib import evaluation as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
-FORBIDDEN = GX.loaded_only(GX.NO_METRIC_LIBRARIES) | G.no_reference(ref)
-MISTAKES = GX.prfs_mistakes()
+FORBIDDEN = G.loaded_only(G.NO_METRIC_LIBRARIES) | G.no_reference(ref)
+MISTAKES = G.prfs_mistakes()
 # 8 "ok" mails, 2 "spam"; the model finds all "ok" ones and one "spam", but calls three "ok"
 # mails spam: micro, macro and weighted averages all differ.
 y_true = ["ok"] * 8 + ["spam"] * 2
@@ -271,7 +267,7 @@ cases = [
 cases.append(
     G.Case([0, 1, 2], [0, 0, 0], average="macro", zero_division=1.0, label="zero_division=1.0")
 )
-assert GX.check_numpy_function(
+assert G.check_numpy_function(
     precision_recall_fscore_support,
     ref.precision_recall_fscore_support,
     cases,
@@ -284,7 +280,7 @@ y_true = [rng.choice("aaaaabbbcd") for _ in range(60)]
 y_pred = [t if rng.random() < 0.6 else rng.choice("abcde") for t in y_true]
 hidden = [G.Case(y_true, y_pred, average=avg) for avg in ("micro", "macro", "weighted")]
 hidden.append(G.Case(y_true, y_pred, labels=list("dce"), average="weighted", zero_division=1.0))
-assert GX.check_numpy_function(
+assert G.check_numpy_function(
     precision_recall_fscore_support,
     ref.precision_recall_fscore_support,
     hidden,
@@ -328,10 +324,9 @@ def get_entities(tags: list[str]) -> list[tuple[str, int, int]]:
 # %% tests test_get_entities points=2
 from course_lib import evaluation as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
-FORBIDDEN = GX.loaded_only(GX.NO_METRIC_LIBRARIES) | G.no_reference(ref)
-MISTAKES = GX.get_entities_mistakes()
+FORBIDDEN = G.loaded_only(G.NO_METRIC_LIBRARIES) | G.no_reference(ref)
+MISTAKES = G.get_entities_mistakes()
 # "Jeff Dean is a computer scientist at Google in California"
 jeff = ["B-PER", "I-PER", "O", "O", "O", "O", "O", "B-ORG", "O", "B-LOC"]
 cases = [
@@ -386,10 +381,9 @@ def entity_f1(y_true: list[list[str]], y_pred: list[list[str]]) -> float:
 # %% tests test_entity_f1 points=1
 from course_lib import evaluation as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
-FORBIDDEN = GX.loaded_only(GX.NO_METRIC_LIBRARIES) | G.no_reference(ref)
-MISTAKES = GX.entity_f1_mistakes()
+FORBIDDEN = G.loaded_only(G.NO_METRIC_LIBRARIES) | G.no_reference(ref)
+MISTAKES = G.entity_f1_mistakes()
 jeff = ["B-PER", "I-PER", "O", "O", "O", "O", "O", "B-ORG", "O", "B-LOC"]
 # The model finds "Dean" instead of "Jeff Dean" (wrong start) and misses California: of 3
 # true and 2 predicted entities one matches, F1 = 2 * 1 / (3 + 2) = 0.4.
@@ -454,10 +448,9 @@ def squad_exact_match(prediction: str, truth: str) -> float:
 # %% tests test_squad_exact_match points=1
 from course_lib import evaluation as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.squad_em_mistakes()
+MISTAKES = G.squad_em_mistakes()
 # Each of the first cases differs from the truth in one way only.
 cases = [
     G.Case("Denver Broncos", "Denver Broncos", label="identical"),
@@ -518,10 +511,9 @@ def squad_f1(prediction: str, truth: str) -> float:
 # %% tests test_squad_f1 points=1
 from course_lib import evaluation as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.squad_f1_mistakes()
+MISTAKES = G.squad_f1_mistakes()
 cases = [
     # 2 common tokens: precision 2/2, recall 2/3, F1 0.8.
     G.Case("the Denver Broncos", "Denver Broncos team", label="the example"),

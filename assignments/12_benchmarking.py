@@ -83,19 +83,18 @@ def benchmark(fn, *args, warmup: int = 3, repeats: int = 20) -> dict[str, float]
 # %% tests test_benchmark points=2
 from course_lib import benchmarking as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
 # The fake fn counts its calls: warmup + repeats of them, each with the arguments given, and the
 # result is a dict of three floats with min <= median and iqr >= 0.
-assert GX.check_benchmark(
+assert G.check_benchmark(
     benchmark,
     ref.benchmark,
     part="calls",
     forbidden=FORBIDDEN,
     label="defaults: 3 warm-up calls, 20 timed",
 )
-assert GX.check_benchmark(
+assert G.check_benchmark(
     benchmark,
     ref.benchmark,
     warmup=0,
@@ -107,7 +106,7 @@ assert GX.check_benchmark(
 ### BEGIN HIDDEN TESTS
 rng = G.hidden_random("12/benchmark")
 assert all(
-    GX.check_benchmark(
+    G.check_benchmark(
         benchmark,
         ref.benchmark,
         warmup=rng.randint(1, 6),
@@ -122,16 +121,15 @@ assert all(
 # %% tests test_benchmark-statistics points=2
 from course_lib import benchmarking as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
 # Each timed call takes a known 1-5 ms, one of them a slow 50 ms outlier; the warm-up calls
 # take over a second each, so timing them too would show.
-assert GX.check_benchmark(benchmark, ref.benchmark, forbidden=FORBIDDEN, label="20 repeats")
-assert GX.check_benchmark(
+assert G.check_benchmark(benchmark, ref.benchmark, forbidden=FORBIDDEN, label="20 repeats")
+assert G.check_benchmark(
     benchmark, ref.benchmark, warmup=1, repeats=7, seed=1, forbidden=FORBIDDEN, label="7 repeats"
 )
-assert GX.check_benchmark(
+assert G.check_benchmark(
     benchmark,
     ref.benchmark,
     warmup=2,
@@ -143,7 +141,7 @@ assert GX.check_benchmark(
 ### BEGIN HIDDEN TESTS
 seed = G.grading_seed()
 assert all(
-    GX.check_benchmark(
+    G.check_benchmark(
         benchmark,
         ref.benchmark,
         warmup=2,
@@ -176,10 +174,9 @@ def fit_power_law(sizes: list[float], times: list[float]) -> tuple[float, float]
 # %% tests test_fit_power_law points=2
 from course_lib import benchmarking as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.power_law_mistakes()
+MISTAKES = G.power_law_mistakes()
 # time = 3 · size²: exactly (2, 3). Then a cubic with a small constant, and noisy data.
 sizes = [1.0, 2.0, 4.0, 8.0]
 cases = [
@@ -236,10 +233,9 @@ def attention_flops(batch: int, heads: int, seq_len: int, head_dim: int) -> int:
 # %% tests test_attention_flops points=2
 from course_lib import benchmarking as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.flops_mistakes()
+MISTAKES = G.flops_mistakes()
 cases = [
     G.Case(1, 1, 3, 1, label="B=H=Dh=1, T=3"),
     G.Case(2, 4, 128, 64, label="a small model"),
@@ -290,10 +286,9 @@ def attention_memory_bytes(batch: int, heads: int, seq_len: int, dtype: torch.dt
 # %% tests test_attention_memory_bytes points=2
 from course_lib import benchmarking as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.memory_mistakes()
+MISTAKES = G.memory_mistakes()
 cases = [
     G.Case(1, 1, 2, torch.float32, label="2 x 2 float32: 16 bytes"),
     G.Case(1, 12, 1024, torch.float32, label="12 heads, T=1024"),

@@ -68,10 +68,9 @@ def perplexity(logits: Tensor, targets: Tensor, ignore_index: int = -100) -> flo
 # %% tests test_perplexity points=2
 from course_lib import gpt as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
-FORBIDDEN = GX.NO_TORCH_CROSS_ENTROPY | G.no_reference(ref)
-MISTAKES = GX.perplexity_mistakes()
+FORBIDDEN = G.NO_TORCH_CROSS_ENTROPY | G.no_reference(ref)
+MISTAKES = G.perplexity_mistakes()
 g = torch.Generator().manual_seed(0)
 # All-zero logits spread the probability evenly over 8 tokens: perplexity 8. Then random
 # logits with nothing ignored, with three positions ignored (-100), and with ignore_index=0.
@@ -142,10 +141,9 @@ def top_k_filter(logits: Tensor, k: int) -> Tensor:
 # %% tests test_top_k_filter points=2
 from course_lib import gpt as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.top_k_mistakes()
+MISTAKES = G.top_k_mistakes()
 g = torch.Generator().manual_seed(1)
 # The second case has ties: in [4, 0, 4, 4] the 2nd largest is 4, so all three 4s stay.
 cases = [
@@ -155,7 +153,7 @@ cases = [
     G.Case(torch.randn(2, 5, generator=g), 5, label="k = V keeps everything"),
     G.Case(torch.randn(2, 5, generator=g), 9, label="k > V keeps everything"),
 ]
-assert GX.check_logits_filter(
+assert G.check_logits_filter(
     top_k_filter, ref.top_k_filter, cases, mistakes=MISTAKES, forbidden=FORBIDDEN
 )
 assert G.check_raises(top_k_filter, ValueError, torch.zeros(4), 0, why="k=0 would remove all")
@@ -172,7 +170,7 @@ hidden = [
     G.Case(with_inf, V - 1, label="a logit already -inf"),
     G.Case(torch.randn(4, V, generator=g).double(), k, label="float64"),
 ]
-assert GX.check_logits_filter(
+assert G.check_logits_filter(
     top_k_filter, ref.top_k_filter, hidden, mistakes=MISTAKES, forbidden=FORBIDDEN
 )
 ### END HIDDEN TESTS
@@ -209,10 +207,9 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
 # %% tests test_top_p_filter points=2
 from course_lib import gpt as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.top_p_mistakes()
+MISTAKES = G.top_p_mistakes()
 g = torch.Generator().manual_seed(2)
 # Probabilities 0.5, 0.3, 0.15, 0.05 (as logits): with p=0.7 the first alone is not enough and
 # the second carries the total to 0.8; with p=0.3 the most probable alone is enough.
@@ -224,7 +221,7 @@ cases = [
     G.Case(torch.randn(4, 12, generator=g) * 2, 0.9, label="a batch of rows"),
     G.Case(torch.randn(2, 6, generator=g), 1.0, label="p=1 keeps everything"),
 ]
-assert GX.check_logits_filter(
+assert G.check_logits_filter(
     top_p_filter, ref.top_p_filter, cases, mistakes=MISTAKES, forbidden=FORBIDDEN
 )
 assert G.check_raises(top_p_filter, ValueError, row, 0.0, why="p must be in (0, 1]")
@@ -237,7 +234,7 @@ hidden = [
     G.Case(torch.randn(6, V, generator=g) * 6, 0.5, label="peaked rows"),
     G.Case(torch.randn(2, V, generator=g).double(), 0.6, label="float64"),
 ]
-assert GX.check_logits_filter(
+assert G.check_logits_filter(
     top_p_filter, ref.top_p_filter, hidden, mistakes=MISTAKES, forbidden=FORBIDDEN
 )
 assert G.check_raises(top_p_filter, ValueError, row, 1.5, why="p must be in (0, 1]")
@@ -285,13 +282,12 @@ def sample_next_token(
 # %% tests test_sample_next_token points=1
 from course_lib import gpt as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
 g = torch.Generator().manual_seed(3)
 # Greedy: row 0 has a tie between tokens 1 and 2 (the first wins), row 1 between 0 and 2.
 logits = torch.tensor([[1.0, 3.0, 3.0, 0.0], [2.0, -1.0, 2.0, 0.5], [-3.0, -2.0, -4.0, -2.5]])
-assert GX.check_sample_next_token(
+assert G.check_sample_next_token(
     sample_next_token,
     ref.sample_next_token,
     logits,
@@ -299,7 +295,7 @@ assert GX.check_sample_next_token(
     label="greedy with ties",
     forbidden=FORBIDDEN,
 )
-assert GX.check_sample_next_token(
+assert G.check_sample_next_token(
     sample_next_token,
     ref.sample_next_token,
     torch.randn(5, 7, generator=g),
@@ -310,7 +306,7 @@ assert GX.check_sample_next_token(
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("13/sample_next_token")
 B, V = (int(n) for n in torch.randint(2, 40, (2,), generator=g))
-assert GX.check_sample_next_token(
+assert G.check_sample_next_token(
     sample_next_token,
     ref.sample_next_token,
     (torch.randn(B, V, generator=g) * 2).round(),
@@ -325,7 +321,6 @@ assert GX.check_sample_next_token(
 # %% tests test_sample_next_token-sampling points=2
 from course_lib import gpt as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
 g = torch.Generator().manual_seed(4)
@@ -334,7 +329,7 @@ g = torch.Generator().manual_seed(4)
 logits = torch.randn(64, 10, generator=g) * 2
 settings = [(1.0, None, None), (0.7, 5, None), (1.5, None, 0.8), (0.8, 6, 0.7)]
 assert all(
-    GX.check_sample_next_token(
+    G.check_sample_next_token(
         sample_next_token,
         ref.sample_next_token,
         logits,
@@ -353,7 +348,7 @@ logits = torch.randn(100, V, generator=g) * 3
 seed = int(torch.randint(10_000, (1,), generator=g))
 settings = [(0.5, None, 0.9), (1.2, 4, None), (2.0, 7, 0.6), (1.0, V + 5, 1.0)]
 assert all(
-    GX.check_sample_next_token(
+    G.check_sample_next_token(
         sample_next_token,
         ref.sample_next_token,
         logits,
@@ -403,10 +398,9 @@ def cached_attention(
 # %% tests test_cached_attention points=1
 from course_lib import gpt as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.cached_attention_mistakes()
+MISTAKES = G.cached_attention_mistakes()
 g = torch.Generator().manual_seed(5)
 # No cache yet: plain causal self-attention over the 4 positions, and the keys and values
 # come back as they went in.
@@ -415,14 +409,14 @@ cases = [
     G.Case(q, k, v, label="no cache: causal self-attention"),
     G.Case(q[:, :, :1], k[:, :, :1], v[:, :, :1], label="one token, no cache"),
 ]
-assert GX.check_cached_attention(
+assert G.check_cached_attention(
     cached_attention, ref.cached_attention, cases, mistakes=MISTAKES, forbidden=FORBIDDEN
 )
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("13/cached_attention")
 B, H, T = (int(n) for n in torch.randint(1, 6, (3,), generator=g))
 q, k, v = (torch.randn(B, H, T, 4, generator=g) for _ in range(3))
-assert GX.check_cached_attention(
+assert G.check_cached_attention(
     cached_attention,
     ref.cached_attention,
     [G.Case(q, k, v, label="random sizes"), G.Case(q * 10, k, v, label="sharp scores")],
@@ -434,10 +428,9 @@ assert GX.check_cached_attention(
 # %% tests test_cached_attention-past points=2
 from course_lib import gpt as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
-MISTAKES = GX.cached_attention_mistakes()
+MISTAKES = G.cached_attention_mistakes()
 g = torch.Generator().manual_seed(6)
 # 5 cached positions; then 1 new one (a generation step) and 3 new ones at once (a prompt
 # added to a conversation): new position i sees the 5 cached keys and new keys 0..i.
@@ -447,7 +440,7 @@ cases = [
     G.Case(q[:, :, :1], k[:, :, :1], v[:, :, :1], past_k, past_v, label="1 new, 5 cached"),
     G.Case(q, k, v, past_key=past_k, past_value=past_v, label="3 new, 5 cached"),
 ]
-assert GX.check_cached_attention(
+assert G.check_cached_attention(
     cached_attention, ref.cached_attention, cases, mistakes=MISTAKES, forbidden=FORBIDDEN
 )
 ### BEGIN HIDDEN TESTS
@@ -460,7 +453,7 @@ hidden = [
     G.Case(q[:, :, -1:], k[:, :, -1:], v[:, :, -1:], past_k, past_v, label="one new token"),
     G.Case(q, k, v, past_k[:, :, :0], past_v[:, :, :0], label="an empty cache"),
 ]
-assert GX.check_cached_attention(
+assert G.check_cached_attention(
     cached_attention, ref.cached_attention, hidden, mistakes=MISTAKES, forbidden=FORBIDDEN
 )
 ### END HIDDEN TESTS
@@ -516,16 +509,15 @@ def generate(
 # %% tests test_generate points=2
 from course_lib import gpt as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
-# A small test model with max_len=8 and 11 tokens (GX.TinyLM); greedy decoding, so the tokens
+# A small test model with max_len=8 and 11 tokens (G.TinyLM); greedy decoding, so the tokens
 # do not depend on the generator. Each case runs with use_cache=True and with use_cache=False.
 prompt = torch.tensor([[1, 2, 3], [4, 4, 0]])
-assert GX.check_generate(
+assert G.check_generate(
     generate, ref.generate, prompt, 4, temperature=0.0, label="greedy", forbidden=FORBIDDEN
 )
-assert GX.check_generate(
+assert G.check_generate(
     generate,
     ref.generate,
     prompt[:1, :1],
@@ -539,7 +531,7 @@ assert GX.check_generate(
 g = G.hidden_generator("13/generate")
 prompt = torch.randint(0, 11, (3, 2), generator=g)
 model_seed = int(torch.randint(1000, (1,), generator=g))
-assert GX.check_generate(
+assert G.check_generate(
     generate,
     ref.generate,
     prompt,
@@ -548,7 +540,7 @@ assert GX.check_generate(
     model_seed=model_seed,
     forbidden=FORBIDDEN,
 )
-assert GX.check_generate(
+assert G.check_generate(
     generate, ref.generate, prompt, 0, label="no new tokens", forbidden=FORBIDDEN
 )
 ### END HIDDEN TESTS
@@ -556,7 +548,6 @@ assert GX.check_generate(
 # %% tests test_generate-sampling points=2
 from course_lib import gpt as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
 g = torch.Generator().manual_seed(7)
@@ -565,17 +556,17 @@ g = torch.Generator().manual_seed(7)
 prompt = torch.randint(0, 11, (3, 2), generator=g)
 settings = [{}, {"temperature": 0.7, "top_k": 4}, {"temperature": 1.3, "top_p": 0.9}]
 assert all(
-    GX.check_generate(generate, ref.generate, prompt, 5, seed=i, forbidden=FORBIDDEN, **kw)
+    G.check_generate(generate, ref.generate, prompt, 5, seed=i, forbidden=FORBIDDEN, **kw)
     for i, kw in enumerate(settings)
 )
-assert GX.check_generate(
+assert G.check_generate(
     generate, ref.generate, prompt, 10, seed=3, label="past max_len", forbidden=FORBIDDEN
 )
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("13/generate-sampling")
 prompt = torch.randint(0, 11, (2, int(torch.randint(1, 9, (1,), generator=g))), generator=g)
 seed = int(torch.randint(10_000, (1,), generator=g))
-assert GX.check_generate(
+assert G.check_generate(
     generate,
     ref.generate,
     prompt,
@@ -592,20 +583,19 @@ assert GX.check_generate(
 # %% tests test_generate-cache points=1
 from course_lib import gpt as ref
 from course_lib import grading as G
-from course_lib import grading_extra as GX
 
 FORBIDDEN = G.no_reference(ref)
 g = torch.Generator().manual_seed(8)
 # The test model counts what each call gets. With the cache: the prompt once, then one new
 # token per call with the cache; without it: the whole sequence, no cache, every step.
 prompt = torch.randint(0, 11, (2, 3), generator=g)
-assert GX.check_generate(
+assert G.check_generate(
     generate, ref.generate, prompt, 5, part="cache", label="3 + 5 tokens", forbidden=FORBIDDEN
 )
 ### BEGIN HIDDEN TESTS
 g = G.hidden_generator("13/generate-cache")
 prompt = torch.randint(0, 11, (1, 6), generator=g)
-assert GX.check_generate(
+assert G.check_generate(
     generate,
     ref.generate,
     prompt,
