@@ -35,7 +35,7 @@ install:
 
 book:
 	$(SETUP) book
-	$(BIN)/python -m course_lib.bookbuild
+	$(BIN)/python -m course_lib.authoring.bookbuild
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html (make serve to serve it)"
 
 serve: install
@@ -76,7 +76,7 @@ diagrams: install
 notebooks: install
 	$(BIN)/python tools/build_solutions.py
 	$(BIN)/course release
-	$(BIN)/python -m course_lib.bookbuild --notebooks
+	$(BIN)/python -m course_lib.authoring.bookbuild --notebooks
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

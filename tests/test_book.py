@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from conftest import book_chapters
 
-from course_lib import bookbuild
+from course_lib.authoring import bookbuild
 
 REPO_URL = "https://github.com/transformer-course/transformer-fundamentals"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import book_chapters
 
-from course_lib import bookbuild
+from course_lib.authoring import bookbuild
 
 # Characters of a code line that fit sphinx-book-theme's code column at its default layout, as
 # measured in Chromium in the 1280 x 900 window of the browser tests: a code block is 666 px
@@ -97,7 +97,7 @@ def test_no_built_page_prints_grad_fn():
     """Outputs are computed under torch.no_grad() (or detached): no ``grad_fn=`` noise."""
     pages = sorted(bookbuild.HTML_DIR.glob("[0-9][0-9]_*.html"))
     if not pages:
-        pytest.skip("the book is not built (python -m course_lib.bookbuild)")
+        pytest.skip("the book is not built (python -m course_lib.authoring.bookbuild)")
     noisy = [p.name for p in pages if "grad_fn=" in p.read_text(encoding="utf-8")]
     assert not noisy, f"pages that print grad_fn=: {noisy}; run the cell under torch.no_grad()"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import book_chapters
 
-from course_lib.bookbuild import BOOK_DIR, CHAPTERS
+from course_lib.authoring.bookbuild import BOOK_DIR, CHAPTERS
 
 # Chapter -> [(concept, [patterns])]. Every pattern (a case-insensitive regex) must occur in
 # the chapter's text; alternatives are written with "|".

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.bookbuild import BOOK_DIR, CHAPTERS
+from course_lib.authoring.bookbuild import BOOK_DIR, CHAPTERS
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = BOOK_DIR / "figures"

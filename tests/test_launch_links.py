@@ -20,8 +20,8 @@ import nbformat
 import pytest
 from conftest import REPO_ROOT, book_chapters
 
-from course_lib import bookbuild
-from course_lib.bookbuild import CHAPTERS
+from course_lib.authoring import bookbuild
+from course_lib.authoring.bookbuild import CHAPTERS
 
 
 def _first_code_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -1,4 +1,4 @@
-"""Build the book: ``python -m course_lib.bookbuild`` (what ``make book`` runs).
+"""Build the book: ``python -m course_lib.authoring.bookbuild`` (what ``make book`` runs).
 
 Three steps:
 
@@ -11,7 +11,7 @@ Three steps:
    chapter keeps outputs computed by the old library.
 3. Record a stamp (a hash of every input) so that tests can reuse an up-to-date build.
 
-``python -m course_lib.bookbuild --notebooks`` (``make notebooks``) does no build: it rewrites
+``python -m course_lib.authoring.bookbuild --notebooks`` (``make notebooks``) does no build: it rewrites
 the committed ``notebooks/<id>.ipynb`` of every chapter that changed, the notebooks that the
 chapters' Colab and Binder links open (see :func:`chapter_notebook`). A test fails while one is
 out of date, so a chapter and its notebook are committed together.
@@ -45,7 +45,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOK_DIR = REPO_ROOT / "book"
 CONFIG_PATH = REPO_ROOT / "_config.yml"
 TOC_PATH = BOOK_DIR / "_toc.yml"
@@ -594,7 +594,7 @@ def setup(app) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib.bookbuild", description=__doc__.split("\n\n")[0]
+        prog="python -m course_lib.authoring.bookbuild", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument(
         "--only",
