@@ -286,7 +286,9 @@ def test_a_checker_or_reference_change_regrades_and_nothing_else(tmp_path: Path)
         Path(course_lib.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__")
     )
     before = pipeline.engine_digest(package)
-    (package / "authoring" / "bookbuild.py").write_text("# the book build changed\n", encoding="utf-8")
+    (package / "authoring" / "bookbuild.py").write_text(
+        "# the book build changed\n", encoding="utf-8"
+    )
     (package / "viz.py").write_text("# a figure changed\n", encoding="utf-8")
     assert pipeline.engine_digest(package) == before
     for changed in ("grading/mistakes/masking.py", "attention.py", "instructor/worker.py"):
