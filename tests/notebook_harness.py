@@ -49,7 +49,7 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.cli import release
+from course_lib.authoring.release import release
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO_ROOT / "solutions"

@@ -11,6 +11,7 @@ import notebook_harness as H
 import pytest
 
 from course_lib import cli
+from course_lib.authoring import release
 
 CHAPTER = "04_positions"  # small and quick to run
 
@@ -47,7 +48,7 @@ def test_check_rejects_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_course_root_is_found_from_a_subfolder() -> None:
-    assert cli.course_root(H.REPO_ROOT / "exercises") == H.REPO_ROOT
+    assert release.course_root(H.REPO_ROOT / "exercises") == H.REPO_ROOT
 
 
 @pytest.mark.slow
