@@ -45,6 +45,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from course_lib import chapters
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOK_DIR = REPO_ROOT / "book"
 CONFIG_PATH = REPO_ROOT / "_config.yml"
@@ -60,22 +62,8 @@ PYPROJECT_PATH = REPO_ROOT / "pyproject.toml"
 EXERCISES_ENV = "COURSE_EXERCISES_DIR"
 ONLY_ENV = "COURSE_BOOK_ONLY"
 
-# Chapter ids and titles, in the order of SYLLABUS.md.
-CHAPTERS: dict[str, str] = {
-    "01_tensors": "Tensors, gradients and the training loop",
-    "02_tokenization": "From text to token ids",
-    "03_embeddings": "Embeddings",
-    "04_positions": "Position information",
-    "05_attention": "Scaled dot-product attention",
-    "06_self_attention": "Self-attention and cross-attention",
-    "07_masking": "Masks: causal and padding",
-    "08_multi_head": "Multi-head attention",
-    "09_transformer_block": "The transformer block and architectures",
-    "10_pretraining": "Pretraining objectives and adaptation",
-    "11_evaluation": "Benchmarks and evaluation metrics",
-    "12_benchmarking": "Measuring performance",
-    "13_gpt": "A GPT from the course's parts: training, sampling and the KV cache",
-}
+# Chapter ids and titles, in the order of SYLLABUS.md (the registry is course_lib.chapters).
+CHAPTERS: dict[str, str] = {c.id: c.title for c in chapters.CHAPTERS}
 APPENDIX_PAGES = ("setup", "notation", "glossary", "instructors", "references")
 
 # Marks the cell that this module adds to a copied notebook, so a re-run replaces it.
