@@ -16,7 +16,7 @@ import sys
 
 import notebook_harness as H
 import pytest
-from test_syllabus_contract import SPECS
+from syllabus import SPECS
 
 CHAPTERS = H.chapters()
 CELL_LIMIT_S = 2.0

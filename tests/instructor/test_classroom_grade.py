@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 A = "05_attention"
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("classroom_grade")]
 

@@ -28,7 +28,7 @@ from course_lib.instructor.sandbox import (
     scratch_root,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------------------------

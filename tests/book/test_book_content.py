@@ -350,7 +350,7 @@ GLOSSARY = BOOK_DIR / "appendix" / "glossary.md"
 SYLLABUS_TITLES = dict(
     re.findall(
         r"^### (\d\d_\w+) — (.+)$",
-        (Path(__file__).parent / "data" / "SYLLABUS.md").read_text(encoding="utf-8"),
+        (Path(__file__).resolve().parents[1] / "data" / "SYLLABUS.md").read_text(encoding="utf-8"),
         re.M,
     )
 )

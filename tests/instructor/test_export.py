@@ -22,7 +22,7 @@ import pytest
 from course_lib.instructor import export
 from course_lib.instructor.notebooks import load_source
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted((ROOT / "solutions").glob("*/*.ipynb"))
 if not SOURCES:
     pytest.skip("no solutions/<id>/<id>.ipynb yet", allow_module_level=True)

@@ -1,6 +1,6 @@
 """Mutation suite: plausible wrong implementations lose points, correct variants get full marks.
 
-The variants live in ``tests/mutants/<id>.py`` (data only); adding a chapter means adding a file.
+The variants live in ``tests/notebooks/mutants/<id>.py`` (data only); adding a chapter means adding a file.
 All of a chapter's variants are autograded by real nbgrader in the chapter's single run (see
 ``tests/notebook_harness.py``), so these tests share the xdist group of ``test_notebooks.py``.
 """
@@ -11,7 +11,7 @@ import re
 
 import notebook_harness as H
 import pytest
-from test_syllabus_contract import SPECS
+from syllabus import SPECS
 
 CHAPTERS = H.chapters()
 

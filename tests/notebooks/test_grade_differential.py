@@ -2,10 +2,10 @@
 
 For each chapter, ONE ``course grade --jobs 2`` run grades: the instructor's solution notebook,
 the released blank, the release filled in with the solutions (:func:`notebook_harness.fill`),
-and every mutant and correct alternative of ``tests/mutants/<id>.py`` packed into submissions
+and every mutant and correct alternative of ``tests/notebooks/mutants/<id>.py`` packed into submissions
 exactly as the nbgrader mutation suite packs them (:func:`notebook_harness.pack`). Then:
 solutions and alternatives get full marks, the blank gets 0, every mutant loses points on its
-own function's test cells with its expected diagnosis. ``tests/test_mutants.py`` asserts the same
+own function's test cells with its expected diagnosis. ``tests/notebooks/test_mutants.py`` asserts the same
 of ``nbgrader autograde``, and the two runs share an xdist group (the chapter's) so that their
 scores are compared cell by cell for every submission.
 """

@@ -18,7 +18,7 @@ import pytest
 
 from course_lib.authoring.bookbuild import BOOK_DIR, CHAPTERS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIGURES = BOOK_DIR / "figures"
 SVG_NS = "{http://www.w3.org/2000/svg}"
 # A figure with :width: 100% is drawn 672 px wide in the book's text column (measured in

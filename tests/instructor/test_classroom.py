@@ -19,7 +19,7 @@ import pytest
 from course_lib.instructor import classroom, late, lms, overrides, similarity
 from course_lib.instructor.roster import ClassSetupError, load_roster
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "classroom"))
 
 from honest_variants import honest_code  # noqa: E402

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Course Test",
     "GIT_AUTHOR_EMAIL": "test@example.org",
@@ -181,7 +181,7 @@ def test_the_repository_is_named_in_one_place() -> None:
     assert match, f"repository.url must be https://github.com/OWNER/NAME, not {url!r}"
     slug = f"{match[2]}/{match[3]}"
     mentioned: dict[str, set[str]] = {}
-    for rel in ["README.md", "book/appendix/setup.md", "tests/test_book.py"]:
+    for rel in ["README.md", "book/appendix/setup.md", "tests/book/test_book.py"]:
         text = (REPO_ROOT / rel).read_text(encoding="utf-8")
         for found in re.findall(r"(?:github|gitlab)\.com/([\w-]+/[\w.-]+)", text):
             found = found.rstrip(".").removesuffix(".git")
