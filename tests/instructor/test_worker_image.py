@@ -22,7 +22,7 @@ DOCKERFILE = ROOT / "docker" / "worker.Dockerfile"
 def _pins() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pins = {}
-    for text in project["dependencies"]:
+    for text in project["dependencies"] + project["optional-dependencies"]["instructor"]:
         req = Requirement(text)
         exact = [s.version for s in req.specifier if s.operator == "=="]
         if exact:
@@ -56,7 +56,7 @@ def test_every_pinned_install_matches_pyproject() -> None:
 
 def test_installs_the_project_and_the_sandbox_like_ci() -> None:
     lines = _run_lines()
-    assert re.search(r"pip install -q \.( |$)", lines, re.M), "the project itself"
+    assert re.search(r'pip install -q "\.\[instructor\]"( |$)', lines, re.M), "the project"
     assert "COPY course_lib ./course_lib" in lines and "COPY pyproject.toml" in lines
     # .ci/run's set-up step (tools/setup_env.py) installs the same sandbox package for the tests
     setup = (ROOT / "tools" / "setup_env.py").read_text()
