@@ -250,7 +250,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import section_table
+    from tables import section_table
 
     only = [c.strip() for c in args.only.split(",") if c.strip()] or None
     section = measure(quick=args.quick, chapters=only, force_builds=args.force_builds)
