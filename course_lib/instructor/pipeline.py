@@ -62,7 +62,7 @@ SEED_HELP = (
     "and the same for the whole class), or pass --allow-default-seed to use the public default"
 )
 # Files of course_lib that do not decide a grade (a change to them never re-grades).
-NOT_GRADING_FILES = {"bookbuild.py", "cli.py", "viz.py", "interactive.py", "data.py"}
+NOT_GRADING_FILES = {"cli.py", "check.py", "viz.py", "interactive.py", "data.py"}
 
 
 class GradingSetupError(Exception):

@@ -290,6 +290,7 @@ def test_a_checker_or_reference_change_regrades_and_nothing_else(tmp_path: Path)
         "# the book build changed\n", encoding="utf-8"
     )
     (package / "viz.py").write_text("# a figure changed\n", encoding="utf-8")
+    (package / "check.py").write_text("# course check changed\n", encoding="utf-8")
     assert pipeline.engine_digest(package) == before
     for changed in ("grading/mistakes/masking.py", "attention.py", "instructor/worker.py"):
         path = package / changed
