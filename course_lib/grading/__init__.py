@@ -36,7 +36,7 @@ Test cells:
 
 - start with ``from course_lib import grading as G`` and ``from course_lib import <module> as
   ref``; no other imports (they are re-run by the grader for every student: keep them light);
-- call the student's code only through a checker of this module (:func:`check_function`,
+- call the student's code only through a checker of this package (:func:`check_function`,
   :func:`check_module`, :func:`check_raises`, :func:`check_no_future_leak`, :func:`call`):
   they capture warnings and stderr (nbgrader gives a cell 0 points for *any* stderr output,
   so a harmless warning must not cost marks), block forbidden functions, notice arguments
