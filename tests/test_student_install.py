@@ -1,10 +1,11 @@
 """A student's ``pip install course_lib`` pulls no book or instructor stack.
 
-Two checks: the base dependencies in ``pyproject.toml`` are exactly what a student needs (the
+Three checks: the base dependencies in ``pyproject.toml`` are exactly what a student needs (the
 book build and the grading pipeline are the ``book`` and ``instructor`` extras, and ``test``
 pulls both), and everything a student runs (the reference modules, the explorers, the test
 cells' ``grading``, ``course check`` and the ``course`` command line) imports nothing from those
-extras, in a fresh interpreter.
+extras, in a fresh interpreter; and pip, in a fresh venv, resolves ``pip install .`` to none
+of the extras' packages (slow: about a minute).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,3 +71,29 @@ def test_what_a_student_runs_imports_nothing_from_the_extras() -> None:
     loaded = set(json.loads(out.splitlines()[-1]))
     assert "torch" in loaded and "course_lib" in loaded
     assert loaded & extra_only() == set()
+
+
+@pytest.mark.slow
+def test_a_fresh_student_install_resolves_without_the_extras(tmp_path: Path) -> None:
+    """``pip install .`` in a fresh venv, resolved but not installed (``--dry-run --report``):
+    about a minute, as it reads torch's metadata from the package index pip is configured with."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--dry-run"]
+        + ["--report", str(report), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode != 0 and (
+        "NewConnectionError" in done.stderr or "No matching" in done.stderr
+    ):
+        pytest.skip(f"no package index reachable: {done.stderr.strip()[-300:]}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    installed = {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
+    assert {"torch", "numpy", "matplotlib", "ipywidgets"} <= installed
+    extras = PROJECT["optional-dependencies"]
+    stack = names(extras["book"]) | names(extras["instructor"]) | {"sphinx", "jupyter-server"}
+    assert installed & stack == set()
