@@ -24,17 +24,18 @@ help:
 	@echo "make test     lint and run every test"
 	@echo "make serve    serve the built book on http://127.0.0.1:8000"
 	@echo "make publish  push the built book to the $(PAGES_BRANCH) branch of $(REMOTE)"
-	@echo "make release  regenerate exercises/ from solutions/"
+	@echo "make notebooks rebuild every generated notebook: solutions/ from assignments/, then"
+	@echo "               exercises/ (course release), then notebooks/<id>.ipynb (the launch links)"
+	@echo "make release  regenerate exercises/ from solutions/ only"
 	@echo "make bench    measure build, grading, check and attention speed (benchmarks/results.md)"
 	@echo "make diagrams regenerate the SVG diagrams in book/figures from tools/diagrams.py"
-	@echo "make notebooks rewrite notebooks/<id>.ipynb (what the launch links open) from book/"
 
 install:
 	$(SETUP) install
 
 book:
 	$(SETUP) book
-	$(BIN)/python -m course_lib.bookbuild
+	$(BIN)/python -m course_lib.authoring.bookbuild
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html (make serve to serve it)"
 
 serve: install
@@ -42,12 +43,12 @@ serve: install
 	$(BIN)/python -m http.server 8000 --bind 127.0.0.1 --directory _build/html
 
 lint: install
-	$(BIN)/ruff check course_lib tests benchmarks tools
-	$(BIN)/ruff format --check course_lib tests benchmarks tools
+	$(BIN)/ruff check course_lib tests benchmarks tools assignments
+	$(BIN)/ruff format --check course_lib tests benchmarks tools assignments
 
 format: install
-	$(BIN)/ruff format course_lib tests benchmarks tools
-	$(BIN)/ruff check --fix course_lib tests benchmarks tools
+	$(BIN)/ruff format course_lib tests benchmarks tools assignments
+	$(BIN)/ruff check --fix course_lib tests benchmarks tools assignments
 
 test:
 	$(SETUP) test
@@ -70,8 +71,12 @@ publish: install
 diagrams: install
 	$(BIN)/python tools/diagrams.py
 
+# assignments/<id>.py -> solutions/<id>/<id>.ipynb -> exercises/<id>/<id>.ipynb, and the
+# launch-link notebooks notebooks/<id>.ipynb from book/.
 notebooks: install
-	$(BIN)/python -m course_lib.bookbuild --notebooks
+	$(BIN)/python tools/build_solutions.py
+	$(BIN)/course release
+	$(BIN)/python -m course_lib.authoring.bookbuild --notebooks
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

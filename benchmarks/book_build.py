@@ -2,7 +2,7 @@
 
 The user's own build folder and jupyter cache are never touched: each cold build runs in a
 fresh temporary copy of the inputs (``book/``, ``_config.yml``, ``course_lib/``,
-``exercises/``), where ``python -m course_lib.bookbuild`` (what ``make book`` runs) finds its
+``exercises/``), where ``python -m course_lib.authoring.bookbuild`` (what ``make book`` runs) finds its
 repository root, because it locates everything relative to its own file and ``PYTHONPATH``
 puts the copy's ``course_lib`` first (the chapters' kernels inherit it, so they import the copy).
 
@@ -46,7 +46,7 @@ def available_chapters(root: Path = ROOT) -> tuple[list[str], list[str]]:
     ``make book`` needs the released notebook of every chapter it builds; until all are
     released the benchmark builds the ones that are, and says which it left out.
     """
-    from course_lib.bookbuild import CHAPTERS
+    from course_lib.authoring.bookbuild import CHAPTERS
 
     ready, missing = [], []
     for cid in CHAPTERS:
@@ -100,9 +100,9 @@ def run_build(
     only: Sequence[str] | None = None,
     *,
     force: bool = False,
-    program: Sequence[str] = (sys.executable, "-m", "course_lib.bookbuild"),
+    program: Sequence[str] = (sys.executable, "-m", "course_lib.authoring.bookbuild"),
 ) -> dict:
-    """Run ``python -m course_lib.bookbuild [--only ...]`` (or ``program``) in ``root``.
+    """Run ``python -m course_lib.authoring.bookbuild [--only ...]`` (or ``program``) in ``root``.
 
     Returns:
         {"seconds", "executed", "cached", "new_records"}: notebooks executed and taken from
@@ -141,7 +141,7 @@ def measure(
     force_builds: int | None = None,
 ) -> dict:
     """Item 1: cold and warm ``make book``, as a section for ``run.py``."""
-    from course_lib.bookbuild import CHAPTERS
+    from course_lib.authoring.bookbuild import CHAPTERS
 
     mode = "quick" if quick else "full"
     n_cold, n_warm, n_force = EFFORT[mode]
@@ -250,7 +250,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import section_table
+    from tables import section_table
 
     only = [c.strip() for c in args.only.split(",") if c.strip()] or None
     section = measure(quick=args.quick, chapters=only, force_builds=args.force_builds)

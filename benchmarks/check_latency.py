@@ -200,7 +200,7 @@ def main() -> int:
     parser.add_argument("ids", nargs="*", help="exercise ids (default: all)")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import section_table
+    from tables import section_table
 
     section = measure(quick=args.quick, ids=args.ids or None)
     print(section_table(section))

@@ -285,7 +285,7 @@ def measure_class(
 
 
 def measure(*, quick: bool = False, log: Callable[[str], None] = print) -> dict:
-    from run import paired_ratios, summarize
+    from tables import paired_ratios, summarize
 
     # The tasks below are this module's functions: worker processes import it by name.
     path_before = os.environ.get("PYTHONPATH")

@@ -370,7 +370,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="cpu (item 4) or cuda (item 5)")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from run import section_table
+    from tables import section_table
 
     if args.device == "cpu":
         section = measure_cpu(quick=args.quick)

@@ -1,45 +1,25 @@
-"""Reference implementations for the transformer fundamentals course.
+"""Transformer fundamentals: the course's Python package, in four parts.
 
-One module per chapter of the book (see ``SYLLABUS.md``):
+1. **The reference** (what the book shows and students import): one module per chapter, listed
+   in :mod:`course_lib.chapters` (``tensors`` for 01_tensors ... ``gpt`` for 13_gpt), plus
+   :mod:`.viz` (figures), :mod:`.interactive` (explorers) and :mod:`.data` (small data sets).
+   A chapter module imports only chapter modules of the same or an earlier chapter.
+2. **The checkers** the graded notebooks' test cells import: :mod:`course_lib.grading`
+   (``from course_lib import grading as G``); :mod:`.check` is ``course check``, the student's
+   self-check.
+3. **The instructor's tools**: :mod:`course_lib.instructor` (``course grade``, ``course
+   export``: a sandboxed, parallel, resumable grading pipeline).
+4. **Authoring**: :mod:`course_lib.authoring` (``course release`` and the book build).
 
-=====================  ==============================
-chapter                module
-=====================  ==============================
-01_tensors             :mod:`course_lib.tensors`
-02_tokenization        :mod:`course_lib.tokenization`
-03_embeddings          :mod:`course_lib.embeddings`
-04_positions           :mod:`course_lib.positions`
-05_attention           :mod:`course_lib.attention`
-06_self_attention      :mod:`course_lib.self_attention`
-07_masking             :mod:`course_lib.masking`
-08_multi_head          :mod:`course_lib.multi_head`
-09_transformer_block   :mod:`course_lib.transformer`
-10_pretraining         :mod:`course_lib.pretraining`
-11_evaluation          :mod:`course_lib.evaluation`
-12_benchmarking        :mod:`course_lib.benchmarking`
-13_gpt                 :mod:`course_lib.gpt`
-=====================  ==============================
-
-Plus :mod:`course_lib.viz` (figures), :mod:`course_lib.data` (small shipped data sets),
-:mod:`course_lib.grading` (checkers used by the graded notebooks) and :mod:`course_lib.cli`
-(the ``course`` command). Submodules are imported explicitly, so ``import course_lib`` stays
-cheap.
+:mod:`.cli` is the ``course`` command. ``tests/test_layers.py`` checks who may import whom.
+Submodules are imported explicitly, so ``import course_lib`` stays cheap.
 """
+
+from course_lib.chapters import CHAPTERS, Chapter
 
 __version__ = "0.1.0"
 
-CHAPTER_MODULES: dict[str, str] = {
-    "01_tensors": "tensors",
-    "02_tokenization": "tokenization",
-    "03_embeddings": "embeddings",
-    "04_positions": "positions",
-    "05_attention": "attention",
-    "06_self_attention": "self_attention",
-    "07_masking": "masking",
-    "08_multi_head": "multi_head",
-    "09_transformer_block": "transformer",
-    "10_pretraining": "pretraining",
-    "11_evaluation": "evaluation",
-    "12_benchmarking": "benchmarking",
-    "13_gpt": "gpt",
-}
+CHAPTER_MODULES: dict[str, str] = {c.id: c.module for c in CHAPTERS}
+"""Chapter id -> reference module name (``"07_masking": "masking"``)."""
+
+__all__ = ["CHAPTERS", "CHAPTER_MODULES", "Chapter", "__version__"]

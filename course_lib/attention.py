@@ -14,9 +14,25 @@ import math
 import torch
 from torch import Tensor
 
-from course_lib.masking import broadcast_shape, causal_mask
-
 __all__ = ["softmax", "attention_weights", "scaled_dot_product_attention"]
+
+
+def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape ``*shapes`` broadcast to, or None if they do not broadcast.
+
+    NumPy's rule, read from the right: two sizes agree when they are equal or one of them is 1.
+    Example: ``broadcast_shape((2, 1, 4), (3, 1)) -> (2, 3, 4)``. (``torch.broadcast_shapes``
+    does the same but imports sympy on its first call, which costs seconds.)
+    """
+    ndim = max((len(s) for s in shapes), default=0)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for sizes in zip(*padded):
+        big = {n for n in sizes if n != 1}
+        if len(big) > 1:
+            return None
+        out.append(big.pop() if big else 1)
+    return tuple(out)
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
@@ -88,7 +104,8 @@ def attention_weights(
     scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale  # (..., T, S)
     if is_causal:
-        attn_mask = causal_mask(T, S, device=query.device)  # (T, S)
+        # keep query i -> keys 0..i: the lower triangle (chapter 07's causal_mask)
+        attn_mask = torch.ones(T, S, dtype=torch.bool, device=query.device).tril()  # (T, S)
     if attn_mask is not None:
         if (
             broadcast_shape(attn_mask.shape, scores.shape)

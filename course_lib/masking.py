@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from course_lib.attention import broadcast_shape  # chapter 05's; re-exported for chapter 07
+
 __all__ = [
     "broadcast_shape",
     "causal_mask",
@@ -81,24 +83,6 @@ def padding_mask(attention_mask: Tensor) -> Tensor:
             "attention_mask must hold only 0 (padding) and 1 (real token)"
         )  # fmt: skip
     return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S)
-
-
-def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
-    """The shape ``*shapes`` broadcast to, or None if they do not broadcast.
-
-    NumPy's rule, read from the right: two sizes agree when they are equal or one of them is 1.
-    Example: ``broadcast_shape((2, 1, 4), (3, 1)) -> (2, 3, 4)``. (``torch.broadcast_shapes``
-    does the same but imports sympy on its first call, which costs seconds.)
-    """
-    ndim = max((len(s) for s in shapes), default=0)
-    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
-    out = []
-    for sizes in zip(*padded):
-        big = {n for n in sizes if n != 1}
-        if len(big) > 1:
-            return None
-        out.append(big.pop() if big else 1)
-    return tuple(out)
 
 
 def combine_masks(*masks: Tensor | None) -> Tensor:

@@ -26,10 +26,11 @@ WORKDIR /opt/course
 COPY pyproject.toml README.md ./
 COPY course_lib ./course_lib
 
-# The Makefile: torch pinned first, then the project (its dependencies pin dask[distributed]).
+# The Makefile: torch pinned first, then the project with its instructor extra (which pins
+# dask[distributed] and the grading stack).
 RUN python -m pip install -q --upgrade pip \
     && python -m pip install -q "torch==2.13.0" \
-    && python -m pip install -q . \
+    && python -m pip install -q ".[instructor]" \
     && python -c "from course_lib.instructor.distributed import code_version; print('grading code', code_version())"
 
 # Student code runs as unprivileged uids inside bubblewrap; the worker itself is trusted code.

@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def book_chapters() -> list[str]:
     """The chapters the book tests cover: all, or those in ``$COURSE_BOOK_ONLY`` (a comma list)."""
-    from course_lib.bookbuild import ONLY_ENV, selected_chapters
+    from course_lib.authoring.bookbuild import ONLY_ENV, selected_chapters
 
     only = [c.strip() for c in os.environ.get(ONLY_ENV, "").split(",") if c.strip()]
     return selected_chapters(only or None)
@@ -25,7 +25,7 @@ def book_chapters() -> list[str]:
 @pytest.fixture(scope="session")
 def book_html() -> Path:
     """The built HTML folder, reusing an up-to-date build (jupyter-cache makes rebuilds cheap)."""
-    from course_lib import bookbuild
+    from course_lib.authoring import bookbuild
 
     try:
         bookbuild.build(book_chapters(), quiet=True)

@@ -9,7 +9,7 @@ How the notebook tests work (chapters 01–12 alike):
 2. Submissions are notebooks placed in ``submitted/<student>/<id>/<id>.ipynb``:
    the solution notebook itself, the released notebook as released (blank), the released
    notebook filled in with the solution bodies (:func:`fill`), the same with a harmless warning
-   in every solution, and the mutants and alternatives of ``tests/mutants/<id>.py``.
+   in every solution, and the mutants and alternatives of ``tests/notebooks/mutants/<id>.py``.
 3. :func:`autograde` runs ``nbgrader autograde <id>`` ONCE for all of them (a kernel per
    notebook, but one nbgrader start-up and one gradebook) and reads every student's per-cell
    scores from the gradebook, and the cell outputs and timings from ``autograded/``.
@@ -18,7 +18,7 @@ How the notebook tests work (chapters 01–12 alike):
 ``test_notebooks.py`` and ``test_mutants.py`` share one autograde run per chapter as long as
 their tests carry the same ``@pytest.mark.xdist_group(<id>)``.
 
-Mutants (``tests/mutants/<id>.py``) are data: a module-level list ``VARIANTS`` of
+Mutants (``tests/notebooks/mutants/<id>.py``) are data: a module-level list ``VARIANTS`` of
 :class:`Variant`, each the full source of one solution cell (function or class) that must lose
 points (``kind="mutant"``) or must still get full marks (``kind="alternative"``). To save
 kernels, :func:`pack` puts several variants in one submission when their functions do not call
@@ -49,12 +49,12 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.cli import release
+from course_lib.authoring.release import release
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO_ROOT / "solutions"
 EXERCISES = REPO_ROOT / "exercises"
-MUTANTS_DIR = Path(__file__).resolve().parent / "mutants"
+MUTANTS_DIR = Path(__file__).resolve().parent / "notebooks" / "mutants"
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 TEST_SEED = "4242"  # the hidden tests' seed in the test suite; instructors use their own
 

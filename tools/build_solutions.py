@@ -1,4 +1,4 @@
-"""Build the nbgrader source notebooks ``solutions/<id>/<id>.ipynb`` from ``tools/notebooks/<id>.py``.
+"""Build the nbgrader source notebooks ``solutions/<id>/<id>.ipynb`` from ``assignments/<id>.py``.
 
 A source is a Python file in "percent" format: ``# %% <kind> [args]`` starts a cell.
 
@@ -23,7 +23,7 @@ header                             cell
 The first code cell of every source is a ``demo`` cell that installs ``course_lib`` when it is
 missing (Colab, Binder); its placeholders ``{{COURSE_REPOSITORY_URL}}`` and
 ``{{COURSE_RELEASE_TAG}}`` are filled from ``_config.yml`` and ``pyproject.toml`` here (see
-``course_lib.bookbuild.fill_placeholders``), so the repository URL is set in one place only.
+``course_lib.authoring.bookbuild.fill_placeholders``), so the repository URL is set in one place only.
 
 The output has no outputs or execution counts, deterministic cell ids and the ``python3``
 kernel, so rebuilding an unchanged source gives a byte-identical notebook.
@@ -45,10 +45,10 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from course_lib.bookbuild import fill_placeholders  # noqa: E402
+from course_lib.authoring.bookbuild import fill_placeholders  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ROOT / "tools" / "notebooks"
+SOURCES = ROOT / "assignments"
 SOLUTIONS = ROOT / "solutions"
 
 _HEADER = re.compile(

@@ -1,7 +1,7 @@
 """Draw the book's architecture diagrams as SVG: ``python tools/diagrams.py`` (``make diagrams``).
 
 Each diagram is hand-placed SVG text written by a function below, so the output is byte-for-byte
-reproducible and diffs as text; ``tests/test_diagrams.py`` checks that the committed files in
+reproducible and diffs as text; ``tests/book/test_diagrams.py`` checks that the committed files in
 ``book/figures/`` equal what this script writes. ``--check`` exits 1 when they differ.
 
 Every drawing is at most ``MAX_WIDTH`` user units wide and no text is smaller than

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VIZ = REPO_ROOT / "course_lib" / "viz.py"
 TORCH = "torch==2.13.0"
-# Where Debian's postgresql package puts initdb; tests/test_export.py looks there too.
+# Where Debian's postgresql package puts initdb; tests/instructor/test_export.py looks there too.
 POSTGRES_INITDB_GLOB = "/usr/lib/postgresql/*/bin/initdb"
 
 

@@ -25,7 +25,6 @@ from course_lib.instructor.sandbox import (
     Sandbox,
     SandboxFailure,
     SandboxStartError,
-    current_forbidden,
     scratch_root,
 )
 
@@ -85,40 +84,17 @@ def _install_forbid_hook() -> None:
 
     The student's functions are :class:`RemoteObject` proxies here: patching this process's
     modules would miss what the student imported in the sandbox (scikit-learn, say). So for a
-    proxy, :func:`grading.forbid` only hands the *whole* rule list, by name, to the call, and
-    the student's process resolves and blocks each name while the function runs
-    (``worker.Server.do_call``); :func:`grading_extra.loaded_only` keeps every rule, because
-    what is loaded here says nothing about the student's process.
+    proxy, :func:`grading.forbidden.forbid` only publishes the *whole* rule list, which the proxy
+    hands to the call, and the student's process resolves and blocks each name while the
+    function runs (``worker.Server.do_call``); see :func:`grading.forbidden.route_remote`.
     """
     global _installed
     if _installed:
         return
-    from course_lib import grading as G
-    from course_lib import grading_extra as GX
+    from course_lib.grading import forbidden
     from course_lib.instructor.sandbox import RemoteObject
 
-    original_forbid, original_identity = G.forbid, G._forbidden_identity
-
-    @contextlib.contextmanager
-    def forbid(forbidden: Any, *, fn: Any = None, name: str = "your code") -> Any:
-        if not isinstance(fn, RemoteObject):
-            with original_forbid(forbidden, fn=fn, name=name) as violations:
-                yield violations
-            return
-        token = current_forbidden.set(dict(forbidden))
-        try:
-            yield []
-        finally:
-            current_forbidden.reset(token)
-
-    def identity(fn: Any, forbidden: Any, name: str) -> str | None:
-        if isinstance(fn, RemoteObject):
-            return None  # checked by name in the student's process, where fn lives
-        return original_identity(fn, forbidden, name)
-
-    G.forbid = forbid
-    G._forbidden_identity = identity
-    GX.loaded_only = dict
+    forbidden.route_remote(lambda fn: isinstance(fn, RemoteObject))
     _installed = True
 
 

@@ -62,7 +62,7 @@ SEED_HELP = (
     "and the same for the whole class), or pass --allow-default-seed to use the public default"
 )
 # Files of course_lib that do not decide a grade (a change to them never re-grades).
-NOT_GRADING_FILES = {"bookbuild.py", "cli.py", "viz.py", "interactive.py", "data.py"}
+NOT_GRADING_FILES = {"cli.py", "check.py", "viz.py", "interactive.py", "data.py"}
 
 
 class GradingSetupError(Exception):
@@ -207,6 +207,7 @@ def engine_digest(package: Path | None = None) -> str:
     reference modules and the grading engine (not the book build or the explorers)."""
     package = package or Path(course_lib.__file__).resolve().parent
     files = [p for p in sorted(package.glob("*.py")) if p.name not in NOT_GRADING_FILES]
+    files += sorted((package / "grading").rglob("*.py"))
     files += [
         package / "instructor" / f"{m}.py"
         for m in ("grader", "notebooks", "sandbox", "wire", "worker", "pipeline")

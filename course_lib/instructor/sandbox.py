@@ -17,7 +17,6 @@ forks a child for one test cell and returns a :class:`Session`, whose
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import inspect
 import itertools
@@ -363,10 +362,6 @@ class Sandbox:
 # The trusted side of a session: requests, callbacks and proxies.
 # ---------------------------------------------------------------------------------------------
 
-current_forbidden: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
-    "current_forbidden", default=None
-)
-
 
 def _builtin_exception(name: str, mro: Any = ()) -> type[Exception]:
     """A local exception class for the student's: the nearest allowed built-in of its MRO,
@@ -678,8 +673,8 @@ def _module_table(owner: Any, name: str) -> bool:
 
 
 def _active_clock() -> Any:
-    """The fake clock a checker is running (``grading_extra``'s), or None."""
-    module = sys.modules.get("course_lib.grading_extra")
+    """The fake clock a checker is running (``grading.clock``'s), or None."""
+    module = sys.modules.get("course_lib.grading.clock")
     return module.ACTIVE_CLOCK.get() if module is not None else None
 
 
@@ -790,9 +785,11 @@ class RemoteObject:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         header = {"op": "call", "id": self._id, "name": self.__name__}
-        forbidden = current_forbidden.get()
-        if forbidden:
-            header["forbidden"] = {str(k): str(v) for k, v in forbidden.items()}
+        from course_lib.grading import forbidden  # the checkers' module, loaded by now
+
+        rules = forbidden.remote_rules()
+        if rules:
+            header["forbidden"] = {str(k): str(v) for k, v in rules.items()}
         _add_clock(header)
         return self._session.request(header, (list(args), kwargs))
 

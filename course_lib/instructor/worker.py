@@ -267,12 +267,12 @@ class Server:
         if not isinstance(now, int | float) or isinstance(now, bool):
             yield
             return
-        from course_lib.grading_extra import _CLOCKS
+        from course_lib.grading.clock import CLOCKS
 
         self.clock_now = float(now)
-        saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in _CLOCKS]
+        saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in CLOCKS]
         try:
-            for owner, attr, factor in _CLOCKS:
+            for owner, attr, factor in CLOCKS:
                 if factor == 1.0:
                     setattr(owner, attr, lambda: self.clock_now)
                 else:
@@ -305,7 +305,7 @@ class Server:
                     with blocker:
                         try:
                             result = target(*call_args, **call_kwargs)
-                        except self.G._ForbiddenCall as exc:
+                        except self.G.forbidden.ForbiddenCall as exc:
                             violation = str(exc.args[0])
                         except BaseException as exc:  # noqa: BLE001 - reported to the grader
                             error = exc
@@ -381,7 +381,7 @@ class _Blocker:
         for path in [p for p in self.pending if p.split(".")[0] in sys.modules]:
             why = self.pending.pop(path)
             try:
-                self.G._targets(path)
+                self.G.forbidden.targets(path)
             except Exception:  # noqa: BLE001 - not importable here (a hidden reference module)
                 continue
             usable[path] = why
@@ -392,11 +392,13 @@ class _Blocker:
         self.usable = self._take_loaded()
         if not self.usable:
             return None
-        return self.G._forbidden_identity(self.target, self.usable, self.name)
+        return self.G.forbidden.forbidden_identity(self.target, self.usable, self.name)
 
     def _block(self, usable: dict[str, str]) -> None:
         if usable:
-            found = self.stack.enter_context(self.G.forbid(usable, fn=self.target, name=self.name))
+            found = self.stack.enter_context(
+                self.G.forbidden.forbid(usable, fn=self.target, name=self.name)
+            )
             self._lists.append(found)
 
     def __enter__(self) -> _Blocker:

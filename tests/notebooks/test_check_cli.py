@@ -1,0 +1,141 @@
+"""`course check` runs a notebook and prints a per-test table; `course release` validates ids."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import notebook_harness as H
+import pytest
+
+from course_lib import cli
+from course_lib.authoring import release
+
+CHAPTER = "04_positions"  # small and quick to run
+
+
+def _course(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "course_lib.cli", *args],
+        cwd=cwd,
+        env=H._env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_parser_has_release_and_check() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["release"]).ids == []
+    assert parser.parse_args(["release", "05_attention"]).ids == ["05_attention"]
+    assert parser.parse_args(["check", "x.ipynb"]).notebook == Path("x.ipynb")
+    with pytest.raises(SystemExit):
+        parser.parse_args([])
+
+
+def test_release_rejects_an_unknown_id(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["release", "99_nothing", "--root", str(H.REPO_ROOT)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown assignment 99_nothing" in err and "05_attention" in err
+
+
+def test_check_rejects_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["check", str(tmp_path / "nope.ipynb")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_course_root_is_found_from_a_subfolder() -> None:
+    assert release.course_root(H.REPO_ROOT / "exercises") == H.REPO_ROOT
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("check_cli")
+def test_check_blank_then_solved(tmp_path: Path) -> None:
+    blank = tmp_path / f"{CHAPTER}.ipynb"
+    nbformat.write(H.released(CHAPTER), blank)
+    proc = _course("check", str(blank), cwd=tmp_path)
+    table = proc.stdout
+    assert proc.returncode == 1, table + proc.stderr
+    tests = list(H.test_cells(H.released(CHAPTER)))
+    for gid in tests:
+        assert gid in table
+    assert "0 / 4  failed: sinusoidal_positional_encoding is not implemented yet" in table
+    assert "total" in table and "Some tests fail" in table
+    # no Jupyter kernel, no noise: nothing on stderr
+    assert proc.stderr == "", proc.stderr
+
+    solved = tmp_path / "solved.ipynb"
+    nb = H.fill(CHAPTER)
+    nb.cells[0].source += "\n"  # markdown edits are fine
+    nbformat.write(nb, solved)
+    proc = _course("check", str(solved), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    points = sum(c.metadata.nbgrader.points for c in H.test_cells(nb).values())
+    assert f"{points} / {points}" in proc.stdout
+    assert "failed" not in proc.stdout and "All visible tests pass" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("check_cli")
+def test_check_reports_one_broken_function(tmp_path: Path) -> None:
+    wrong = (
+        "def relative_positions(T, max_distance):\n"
+        "    pos = torch.arange(T)\n"
+        "    return (pos[:, None] - pos[None, :]).clamp(-max_distance, max_distance) + max_distance\n"
+    )
+    path = tmp_path / "one_wrong.ipynb"
+    nbformat.write(H.fill(CHAPTER, {"relative_positions": wrong}), path)
+    proc = _course("check", str(path), cwd=tmp_path)
+    assert proc.returncode == 1
+    rows = {ln.split()[0]: ln for ln in proc.stdout.splitlines() if ln.startswith("  test_")}
+    assert "passed" in rows["test_sinusoidal_positional_encoding"]
+    assert "failed" in rows["test_relative_positions"]
+    assert "0 / 4" in rows["test_relative_positions"]
+    # the full message, every line of it, is printed under the table
+    tail = proc.stdout.split("test_relative_positions:\n", 1)[1]
+    assert "Likely cause" in tail or len(tail.splitlines()) > 2, proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("check_cli")
+def test_check_reports_a_broken_cell_at_that_cell_and_ignores_edited_tests(
+    tmp_path: Path,
+) -> None:
+    broken = "def relative_positions(T, max_distance)\n    return None\n"
+    nb = H.fill(CHAPTER, {"relative_positions": broken})
+    test = H.test_cells(nb)["test_sinusoidal_positional_encoding"]
+    test.source = "assert False, 'my edit'\n"  # an edited test cell: the original runs
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(nb, path)
+    proc = _course("check", str(path), cwd=tmp_path)
+    assert proc.returncode == 1
+    rows = {ln.split()[0]: ln for ln in proc.stdout.splitlines() if ln.startswith("  test_")}
+    assert (
+        "not run: your cell `relative_positions` raised an error" in rows["test_relative_positions"]
+    )
+    assert "SyntaxError" in proc.stdout and "line 1" in proc.stdout
+    assert "NameError" not in proc.stdout
+    assert "passed" in rows["test_sinusoidal_positional_encoding"]
+    assert "you changed the test cell(s) test_sinusoidal_positional_encoding" in proc.stdout
+    assert proc.stderr == "", proc.stderr
+
+
+def test_the_command_skips_the_iri_grammar_but_still_validates_notebooks() -> None:
+    """`course` keeps jsonschema from compiling rfc3987_syntax's grammar (1.5 s a start), and
+    nbformat, which uses no format checker, still rejects a broken notebook in that process."""
+    code = (
+        "import sys, course_lib.cli, nbformat\n"
+        "print('loaded' if sys.modules.get('rfc3987_syntax') else 'skipped')\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1')])\n"
+        "nbformat.validate(nb)\n"
+        "del nb['cells'][0]['source']\n"
+        "try:\n"
+        "    nbformat.validate(nb)\n"
+        "except nbformat.ValidationError:\n"
+        "    print('rejected')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["skipped", "rejected"]
