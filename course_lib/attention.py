@@ -104,8 +104,9 @@ def attention_weights(
     scale = 1.0 / math.sqrt(query.size(-1)) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale  # (..., T, S)
     if is_causal:
-        # keep query i -> keys 0..i: the lower triangle (chapter 07's causal_mask)
-        attn_mask = torch.ones(T, S, dtype=torch.bool, device=query.device).tril()  # (T, S)
+        # query i keeps keys 0..i: chapter 7's causal_mask
+        ones = torch.ones(T, S, dtype=torch.bool, device=query.device)
+        attn_mask = ones.tril()  # (T, S)
     if attn_mask is not None:
         if (
             broadcast_shape(attn_mask.shape, scores.shape)
