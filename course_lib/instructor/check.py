@@ -92,6 +92,10 @@ def check_notebook(
     start = time.perf_counter()
     if not notebook.is_file():
         raise CheckError(f"{notebook} does not exist; give the path of an .ipynb file")
+    os.environ["COURSE_SANDBOX"] = "rlimits"  # no bubblewrap where students work
+    from course_lib.instructor.sandbox import prestart
+
+    prestart([])  # the student's process imports torch while this one does the same
     cells, invalid = nbk.read_cells(notebook)
     if invalid:
         raise CheckError(f"{notebook} is not a readable notebook: {invalid}")
@@ -112,7 +116,6 @@ def check_notebook(
         # No original to run instead: an edited test cannot count.
         source.cells = [c for c in source.cells if c.grade_id not in edited]
     out(f"Checking {notebook} (visible tests) ...")
-    os.environ["COURSE_SANDBOX"] = "rlimits"  # no bubblewrap where students work
     from course_lib.instructor.grader import grade_notebook
     from course_lib.instructor.sandbox import Limits
 
