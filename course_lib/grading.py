@@ -1190,3 +1190,7 @@ def projection_mistakes(*, cross: bool) -> list[Mistake]:
             ),
         ]
     return found
+
+
+# G.check_all(): every visible test's points in the notebook, as `course check` lists them.
+from course_lib.grading_summary import check_all  # noqa: E402,F401
