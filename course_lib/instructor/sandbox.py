@@ -63,6 +63,7 @@ def _socketpair() -> tuple[socket.socket, socket.socket]:
     os.set_inheritable(b.fileno(), True)
     return a, b
 
+
 FALLBACK_WARNING = (
     "bubblewrap (bwrap) is not installed: student code runs with resource limits and its own "
     "uid only, without a private file system or network namespace. Install it "
@@ -524,9 +525,15 @@ class Zygote:
         ]
         bwrap = bwrap_path()
         self.isolated = bwrap is not None
+        # Tied to this thread's life only from the main thread (the parent-death signal follows
+        # the thread that started it, and a Dask worker's threads come and go); either way it
+        # stops, with every submission it forked, when this process's end of ``ctl`` closes.
+        tied = threading.current_thread() is threading.main_thread()
         cmd = python
         if bwrap is not None:
             cmd = _bwrap_view(bwrap, self.hidden_modules, self.root, zygote=True) + python
+            if not tied:
+                cmd.remove("--die-with-parent")
         env = {
             "PATH": "/usr/bin:/bin",
             "HOME": str(self.root),
@@ -549,7 +556,7 @@ class Zygote:
                 pass_fds=(child.fileno(),),
                 env=env,
                 cwd=self.root,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent if tied else None,
                 start_new_session=True,
             )
         except BaseException:
@@ -1139,16 +1146,25 @@ _process_root_pid = -1
 def process_root() -> Path:
     """This process's folder for scratch folders (``<temp>/course-grading/p<pid>-…``): its
     zygote sees this folder and nothing of other grader processes'."""
+    with _root_lock:
+        return _make_process_root()
+
+
+_root_lock = threading.Lock()
+
+
+def _make_process_root() -> Path:
     global _process_root, _process_root_pid
     if _process_root is None or _process_root_pid != os.getpid() or not _process_root.is_dir():
         top = Path(tempfile.gettempdir()) / "course-grading"
         top.mkdir(exist_ok=True)
         with contextlib.suppress(PermissionError):
             top.chmod(0o711)
-        for stale in top.glob("p*-*"):  # left by a grader process that is gone
+        for stale in top.glob("p*-*"):  # left an hour ago by a grader process that is gone
             with contextlib.suppress(ValueError, OSError):
                 pid = int(stale.name[1:].split("-")[0])
-                if not Path(f"/proc/{pid}").exists():
+                old = time.time() - stale.stat().st_mtime > 3600
+                if old and not Path(f"/proc/{pid}").exists():
                     shutil.rmtree(stale, ignore_errors=True)
         _process_root = Path(tempfile.mkdtemp(prefix=f"p{os.getpid()}-", dir=top))
         _process_root.chmod(0o711)

@@ -656,7 +656,7 @@ def _become_submission(spec: dict, sock: socket.socket) -> None:
         raise OSError("cannot set no_new_privs")
 
 
-def _kill_submission(pid: int, uid: int | None, children: set[int]) -> None:
+def _kill_submission(pid: int, uid: int | None, children: dict[int, int | None]) -> None:
     """Kill a submission's process group, then, when it had a uid of its own, every process
     of that uid (a helper that takes the uid and signals everything it may: ``kill(-1)``)."""
     for kill in (os.killpg, os.kill):
@@ -675,7 +675,7 @@ def _kill_submission(pid: int, uid: int | None, children: set[int]) -> None:
     if pid in children:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-        children.discard(pid)
+    children.pop(pid, None)
     _reap_orphans()
 
 
@@ -689,7 +689,7 @@ def zygote_main(ctl_fd: int) -> None:
     ctl = socket.socket(fileno=ctl_fd)
     grading, wire = _imports()
     wire.send_frame(ctl, {"op": "ready"}, [])
-    children: set[int] = set()
+    children: dict[int, int | None] = {}  # pid -> the uid it took
     while True:
         try:
             msg, fds, _flags, _addr = socket.recv_fds(ctl, 1 << 20, 1)
@@ -723,7 +723,8 @@ def zygote_main(ctl_fd: int) -> None:
                 finally:
                     os._exit(0)
             os.close(fds[0])
-            children.add(pid)
+            uid = request.get("uid")
+            children[pid] = None if uid is None else int(uid)
             wire.send_frame(ctl, {"op": "spawned", "pid": pid}, [])
         elif op == "kill":
             uid = request.get("uid")
@@ -732,8 +733,8 @@ def zygote_main(ctl_fd: int) -> None:
         else:
             break
         _reap_orphans()
-    for pid in list(children):
-        _kill_submission(pid, None, children)
+    for pid, uid in list(children.items()):  # the grader has gone: so does everything else
+        _kill_submission(pid, uid, children)
     os._exit(0)
 
 
