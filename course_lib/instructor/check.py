@@ -95,7 +95,7 @@ def check_notebook(
     os.environ["COURSE_SANDBOX"] = "rlimits"  # no bubblewrap where students work
     from course_lib.instructor.sandbox import prestart
 
-    prestart([])  # the student's process imports torch while this one does the same
+    prestart()  # the student's process imports torch while this one does the same
     cells, invalid = nbk.read_cells(notebook)
     if invalid:
         raise CheckError(f"{notebook} is not a readable notebook: {invalid}")

@@ -655,7 +655,7 @@ def get_zygote(hidden_modules: list[str]) -> Zygote:
         return zyg
 
 
-def prestart(hidden_modules: list[str] = ()) -> None:  # type: ignore[assignment]
+def prestart(hidden_modules: tuple[str, ...] = ()) -> None:
     """Start the zygote now, without waiting for it: its imports then overlap with the
     caller's own (``course check`` calls this before it imports torch)."""
     if zygote_enabled():
