@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # (rounds per exercise, how many exercises; None = all)
 # One round per exercise in a full run: the figures are the median and worst over exercises.
 EFFORT = {"full": (1, None), "quick": (1, 1)}
+TARGET_SECONDS = 3.0  # median `course check` on a finished notebook, 2 cores
 
 
 def assignments(root: Path = ROOT) -> list[str]:
@@ -127,6 +128,7 @@ def measure(
     if not ids:
         raise RuntimeError("no exercise has both solutions/<id>/<id>.ipynb and exercises/<id>/")
     rows, per_exercise, failing = [], {}, []
+    vs_grade: list[float] = []  # check / `course grade --jobs 1`, per exercise
     work = Path(tempfile.mkdtemp(prefix="bench-check-"))
     try:
         for aid in ids:
@@ -150,6 +152,7 @@ def measure(
                 f"course grade --jobs 1 {statistics.median(grade):.1f} s"
             )
             per_exercise[aid] = statistics.median(check)
+            vs_grade.append(per_exercise[aid] / statistics.median(grade))
             base = f"{aid}: bare nbclient"
             rows.append({"label": base, "samples": bare, "baseline": None})
             rows.append(
@@ -172,12 +175,19 @@ def measure(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     worst = max(per_exercise, key=per_exercise.get)
+    median = statistics.median(per_exercise.values())
     facts = [
         f"`course check` on a finished notebook, over {len(ids)} exercise(s): median "
-        f"{statistics.median(per_exercise.values()):.1f} s, worst {per_exercise[worst]:.1f} s "
+        f"{median:.1f} s, worst {per_exercise[worst]:.1f} s "
         f"({worst}); {n_rounds} round(s) each, check and bare execution alternating.",
+        f"`course check` takes {statistics.median(vs_grade):.2f}× the time of `course grade "
+        "--jobs 1` on the same notebook (median over exercises).",
     ]
     checks = [
+        (
+            median <= TARGET_SECONDS,
+            f"median `course check` {median:.1f} s (target: at most {TARGET_SECONDS:g} s)",
+        ),
         (
             not failing,
             "every finished notebook passes `course check`"

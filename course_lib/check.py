@@ -92,6 +92,10 @@ def check_notebook(
     start = time.perf_counter()
     if not notebook.is_file():
         raise CheckError(f"{notebook} does not exist; give the path of an .ipynb file")
+    os.environ["COURSE_SANDBOX"] = "rlimits"  # no bubblewrap where students work
+    from course_lib.instructor.sandbox import prestart
+
+    prestart()  # the student's process imports torch while this one does the same
     cells, invalid = nbk.read_cells(notebook)
     if invalid:
         raise CheckError(f"{notebook} is not a readable notebook: {invalid}")
@@ -112,7 +116,6 @@ def check_notebook(
         # No original to run instead: an edited test cannot count.
         source.cells = [c for c in source.cells if c.grade_id not in edited]
     out(f"Checking {notebook} (visible tests) ...")
-    os.environ["COURSE_SANDBOX"] = "rlimits"  # no bubblewrap where students work
     from course_lib.instructor.grader import grade_notebook
     from course_lib.instructor.sandbox import Limits
 
@@ -135,8 +138,11 @@ def report(
     release: Path | None,
     seconds: float,
     out: Callable[[str], None],
+    *,
+    where: str | None = None,
 ) -> int:
-    """The table, then every failing test's full message, then the cells that raised."""
+    """The table, then every failing test's full message, then the cells that raised.
+    ``where``: how the code ran, when not in a separate process (``G.check_all``)."""
     errors: dict[str, str] = getattr(result, "cell_errors", {})
     rows, failures = [], []
     for cell in result.cells:  # type: ignore[attr-defined]
@@ -173,10 +179,12 @@ def report(
     if edited:
         what = "the original ran instead" if release else "it was not counted"
         out(f"Note: you changed the test cell(s) {', '.join(edited)}; {what}.")
-    out(
-        f"Visible tests only ({seconds:.1f} s); hidden tests run when your work is graded. "
-        "Your code ran in a separate process with resource limits (no sandbox)."
+    how = (
+        f"It ran {where}."
+        if where
+        else "Your code ran in a separate process with resource limits (no sandbox)."
     )
+    out(f"Visible tests only ({seconds:.1f} s); hidden tests run when your work is graded. {how}")
     passed = got == total and not failures and not errors
     out("All visible tests pass." if passed else "Some tests fail: read the messages above.")
     return 0 if passed else 1

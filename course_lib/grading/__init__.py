@@ -155,8 +155,10 @@ from course_lib.grading.seeds import (
     hidden_generator,
     hidden_random,
 )
+from course_lib.grading.summary import check_all  # G.check_all(): the table course check prints
 
 __all__ = [
+    "check_all",
     "SEED_ENV",
     "DEFAULT_SEED",
     "grading_seed",

@@ -16,10 +16,13 @@ forks a child for one test cell and returns a :class:`Session`, whose
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import dataclasses
 import functools
 import inspect
 import itertools
+import json
 import os
 import random
 import resource
@@ -29,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 import warnings
@@ -37,7 +41,27 @@ from pathlib import Path
 from typing import Any
 
 import course_lib
-from course_lib.instructor import wire
+
+
+class _Wire:
+    """:mod:`course_lib.instructor.wire`, imported on first use: it imports torch (about 2 s),
+    and ``course check`` starts the zygote before that, so that both imports overlap."""
+
+    def __getattr__(self, name: str) -> Any:
+        from course_lib.instructor import wire as module
+
+        return getattr(module, name)
+
+
+wire: Any = _Wire()
+
+
+def _socketpair() -> tuple[socket.socket, socket.socket]:
+    """A connected pair of Unix stream sockets, the second inheritable (``wire.socketpair``)."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    os.set_inheritable(b.fileno(), True)
+    return a, b
+
 
 FALLBACK_WARNING = (
     "bubblewrap (bwrap) is not installed: student code runs with resource limits and its own "
@@ -100,6 +124,65 @@ def _parents(path: Path) -> list[Path]:
     return [p for p in reversed(path.parents) if str(p) != "/"]
 
 
+def _bwrap_view(
+    bwrap: str, hidden_modules: list[str], writable: Path, *, zygote: bool = False
+) -> list[str]:
+    """bubblewrap's arguments up to the command: the namespaces, and a file system of the
+    Python install, the virtual environment and ``course_lib`` (read-only, the hidden reference
+    modules and every ``__pycache__`` blanked) and one writable folder, the working directory."""
+    pkg = Path(course_lib.__file__).resolve().parent
+    venv = Path(sys.prefix).resolve()
+    base = Path(sys.base_prefix).resolve()
+    # The zygote keeps only what it needs to start a submission's process: changing uid, and
+    # entering fresh IPC, UTS and network namespaces per submission.
+    caps = ["--cap-drop", "ALL", "--cap-add", "CAP_SYS_ADMIN"] if zygote else []
+    cmd = [
+        bwrap,
+        *caps,
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-add",
+        "CAP_SETUID",
+        "--cap-add",
+        "CAP_SETGID",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
+    for name in ("bin", "lib", "lib64", "sbin"):
+        link = Path("/") / name
+        if link.is_symlink():
+            cmd += ["--symlink", os.readlink(link), str(link)]
+        elif link.is_dir():
+            cmd += ["--ro-bind", str(link), str(link)]
+    # A fresh /tmp first: the venv or the package may themselves live under /tmp (a CI
+    # clone, say), and a later tmpfs would hide them again.
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    made: set[Path] = set()
+    for path, mode in ((base, "--ro-bind"), (venv, "--ro-bind"), (pkg, "--ro-bind")):
+        for parent in _parents(path):
+            if parent not in made and parent not in (Path("/usr"),):
+                made.add(parent)
+                cmd += ["--perms", "0755", "--dir", str(parent)]
+        cmd += [mode, str(path), str(path)]
+    for sub in sorted(pkg.rglob("__pycache__")):
+        cmd += ["--tmpfs", str(sub)]  # compiled reference code is readable source too
+    for module in hidden_modules:
+        target = pkg / f"{module}.py"
+        if target.exists():
+            cmd += ["--ro-bind", "/dev/null", str(target)]
+    for parent in _parents(writable):
+        if parent not in made:
+            made.add(parent)
+            cmd += ["--perms", "0755", "--dir", str(parent)]
+    return cmd + ["--bind", str(writable), str(writable), "--chdir", str(writable)]
+
+
 class Sandbox:
     """One submission's student process (the zygote), started with :meth:`start`."""
 
@@ -111,6 +194,9 @@ class Sandbox:
         self.ctl: socket.socket | None = None
         self.uid = _sandbox_uid()
         self.isolated = False
+        self.zygote: Zygote | None = None  # the zygote this submission was forked from
+        self.pid: int | None = None  # its process, as the zygote sees it
+        self.spawned_uid: int | None = None
 
     # -- starting -----------------------------------------------------------------------------
     def _command(self, child_fd: int) -> list[str]:
@@ -120,53 +206,7 @@ class Sandbox:
             self.isolated = False
             return python
         self.isolated = True
-        pkg = Path(course_lib.__file__).resolve().parent
-        venv = Path(sys.prefix).resolve()
-        base = Path(sys.base_prefix).resolve()
-        cmd = [
-            bwrap,
-            "--unshare-ipc",
-            "--unshare-pid",
-            "--unshare-net",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            "--die-with-parent",
-            "--new-session",
-            "--cap-add",
-            "CAP_SETUID",
-            "--cap-add",
-            "CAP_SETGID",
-            "--ro-bind",
-            "/usr",
-            "/usr",
-        ]
-        for name in ("bin", "lib", "lib64", "sbin"):
-            link = Path("/") / name
-            if link.is_symlink():
-                cmd += ["--symlink", os.readlink(link), str(link)]
-            elif link.is_dir():
-                cmd += ["--ro-bind", str(link), str(link)]
-        # A fresh /tmp first: the venv or the package may themselves live under /tmp (a CI
-        # clone, say), and a later tmpfs would hide them again.
-        cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        made: set[Path] = set()
-        for path, mode in ((base, "--ro-bind"), (venv, "--ro-bind"), (pkg, "--ro-bind")):
-            for parent in _parents(path):
-                if parent not in made and parent not in (Path("/usr"),):
-                    made.add(parent)
-                    cmd += ["--perms", "0755", "--dir", str(parent)]
-            cmd += [mode, str(path), str(path)]
-        for sub in sorted(pkg.rglob("__pycache__")):
-            cmd += ["--tmpfs", str(sub)]  # compiled reference code is readable source too
-        for module in self.hidden_modules:
-            target = pkg / f"{module}.py"
-            if target.exists():
-                cmd += ["--ro-bind", "/dev/null", str(target)]
-        for parent in _parents(self.scratch):
-            if parent not in made:
-                made.add(parent)
-                cmd += ["--perms", "0755", "--dir", str(parent)]
-        cmd += ["--bind", str(self.scratch), str(self.scratch), "--chdir", str(self.scratch)]
+        cmd = _bwrap_view(bwrap, self.hidden_modules, self.scratch)
         setpriv = shutil.which("setpriv")
         if setpriv:
             cmd += [
@@ -216,14 +256,15 @@ class Sandbox:
             result.skipped[bad["id"]] = why
         raise SandboxStartError("the student's process could not be started")
 
-    def _start_once(
-        self, chunks: list[dict], names: list[str], result: LoadResult
-    ) -> tuple[int, str] | None:
-        parent, child = wire.socketpair()
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        if os.getuid() == 0:
-            os.chown(self.scratch, self.uid, self.uid)
-        env = {
+    def _use_zygote(self) -> bool:
+        if not zygote_enabled() or Sandbox._command is not _PLAIN_COMMAND:
+            return False  # a test that swaps the command means the plain start
+        if bwrap_path() is None:
+            return True
+        return self.scratch.resolve().is_relative_to(process_root().resolve())
+
+    def _env(self) -> dict[str, str]:
+        return {
             "PATH": "/usr/bin:/bin",
             "HOME": str(self.scratch),
             "MPLCONFIGDIR": str(self.scratch / ".mpl"),
@@ -234,25 +275,29 @@ class Sandbox:
             "PYTHONHASHSEED": "0",
             "LANG": "C.UTF-8",
         }
-        cmd = self._command(child.fileno())
+
+    def _start_once(
+        self, chunks: list[dict], names: list[str], result: LoadResult
+    ) -> tuple[int, str] | None:
+        parent, child = _socketpair()
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        if os.getuid() == 0:
+            os.chown(self.scratch, self.uid, self.uid)
+            self.scratch.chmod(0o700)  # its uid's alone
+        try:
+            if self._use_zygote():
+                if os.getuid() == 0:  # the child changes uid before it enters the folder
+                    _traversable(self.scratch.parent, process_root())
+                self._spawn_from_zygote(child)
+            else:
+                self._spawn_plain(child)
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
         if not self.isolated:
             warnings.warn(FALLBACK_WARNING, RuntimeWarning, stacklevel=3)
-        log = open(self.scratch / "worker.log", "ab")  # noqa: SIM115 - owned by the process
-        try:
-            self.proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                pass_fds=(child.fileno(),),
-                env=env,
-                cwd=self.scratch,
-                preexec_fn=self._preexec,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
-            child.close()
         self.ctl = parent
         deadline = time.monotonic() + max(60.0, 4 * self.limits.timeout)
         current = -1
@@ -264,6 +309,10 @@ class Sandbox:
                     current = int(header.get("chunk", -1))
                     # Student code gets the per-cell timeout; the first chunk also pays imports.
                     deadline = time.monotonic() + self.limits.timeout + (30 if current <= 0 else 0)
+                elif header.get("op") == "setup_failed":
+                    raise SandboxStartError(
+                        f"the student's process could not be set up: {header.get('msg')}"
+                    )
                 elif header.get("op") == "loaded":
                     result.errors.update(
                         {str(k): str(v) for k, v in dict(header["errors"]).items()}
@@ -272,6 +321,9 @@ class Sandbox:
                     return None
                 else:
                     raise wire.WireError(f"unexpected {header.get('op')!r} while loading")
+        except SandboxStartError:
+            self.close()
+            raise
         except WorkerTimeout:
             self.close()
             if 0 <= current < len(chunks):
@@ -284,6 +336,48 @@ class Sandbox:
             raise SandboxStartError(
                 f"the sandbox died before running any student code: {self._log_tail()}"
             ) from None
+
+    def _spawn_plain(self, child: socket.socket) -> None:
+        """The fallback: a fresh interpreter that imports everything itself."""
+        cmd = self._command(child.fileno())
+        log = open(self.scratch / "worker.log", "ab")  # noqa: SIM115 - owned by the process
+        try:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=(child.fileno(),),
+                env=self._env(),
+                cwd=self.scratch,
+                preexec_fn=self._preexec,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+
+    def _spawn_from_zygote(self, child: socket.socket) -> None:
+        """A child of the zygote, which takes this submission's scratch, limits and uid."""
+        zyg = get_zygote(self.hidden_modules)
+        try:
+            zyg.wait_ready()
+            drop = os.getuid() == 0 and (zyg.isolated or self._python_readable_by_uid())
+            spec = {
+                "op": "spawn",
+                "scratch": str(self.scratch),
+                "uid": self.uid if drop else None,
+                "limits": dataclasses.asdict(self.limits),
+                "env": self._env(),
+                "require_private": zyg.isolated,
+            }
+            self.pid = zyg.spawn(child, spec)
+        except (OSError, wire.WireError, SandboxFailure) as exc:
+            zyg.close()
+            raise SandboxStartError(
+                f"the zygote could not start a submission ({exc}): {zyg.log_tail()}"
+            ) from None
+        self.zygote, self.isolated = zyg, zyg.isolated
+        self.spawned_uid = spec["uid"]
 
     def _recv_ctl(self, deadline: float) -> dict:
         assert self.ctl is not None
@@ -307,9 +401,9 @@ class Sandbox:
     @contextlib.contextmanager
     def session(self, deadline: float) -> Any:
         """A fresh forked child for one test cell; killed afterwards whatever happened."""
-        if self.ctl is None or self.proc is None or self.proc.poll() is not None:
+        if not self.alive():
             raise WorkerCrashed("the student's process is not running")
-        mine, theirs = wire.socketpair()
+        mine, theirs = _socketpair()
         try:
             socket.send_fds(self.ctl, [b"fork"], [theirs.fileno()])
         except OSError as exc:
@@ -336,6 +430,8 @@ class Sandbox:
                 self.close()  # the zygote is gone or stuck: the next cell restarts it
 
     def alive(self) -> bool:
+        if self.zygote is not None:
+            return self.ctl is not None and self.pid is not None and self.zygote.alive()
         return self.proc is not None and self.proc.poll() is None and self.ctl is not None
 
     def close(self) -> None:
@@ -343,6 +439,15 @@ class Sandbox:
             with contextlib.suppress(OSError):
                 self.ctl.close()
             self.ctl = None
+        if self.zygote is not None:
+            zyg, self.zygote = self.zygote, None
+            if self.pid is not None:
+                try:  # its process group and every process of its uid
+                    zyg.kill(self.pid, self.spawned_uid)
+                except (OSError, wire.WireError, SandboxFailure):
+                    zyg.close()  # stuck or gone: it goes, with every child it had
+            self.pid = None
+            return
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -356,6 +461,213 @@ class Sandbox:
             subprocess.run(
                 ["pkill", "-KILL", "-U", str(self.uid)], check=False, capture_output=True
             )
+
+
+_PLAIN_COMMAND = Sandbox._command
+
+
+def _traversable(folder: Path, top: Path) -> None:
+    """Let other uids pass through (not list) ``folder`` and its parents up to ``top``."""
+    folder, top = folder.resolve(), top.resolve()
+    for path in [folder, *folder.parents]:
+        if not path.is_relative_to(top) or path == top:
+            break
+        path.chmod(path.stat().st_mode | 0o011)
+
+
+# ---------------------------------------------------------------------------------------------
+# The zygote: a student process with torch imported that has never run student code.
+# ---------------------------------------------------------------------------------------------
+
+ZYGOTE_ENV = "COURSE_ZYGOTE"  # "off": every submission starts a fresh interpreter (the fallback)
+_PR_SET_PDEATHSIG = 1
+
+
+def zygote_enabled() -> bool:
+    """Forking a pre-imported process: Linux only (macOS forks badly after torch's imports;
+    Windows cannot fork), and not when ``$COURSE_ZYGOTE`` is ``off``."""
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(os, "fork")
+        and os.environ.get(ZYGOTE_ENV, "on").lower() != "off"
+    )
+
+
+def _die_with_parent() -> None:
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Zygote:
+    """The pre-imported student process of this grader process (``worker.zygote_main``).
+
+    Started with the sandbox's view (under bubblewrap: no network, the read-only install,
+    and this process's scratch folder as the one writable place), it imports torch, the
+    checkers and the wire format, then only forks: each child becomes one submission's process
+    and never comes back. Requests go over a control socket only this process holds.
+    """
+
+    def __init__(self, hidden_modules: list[str]) -> None:
+        self.hidden_modules = list(hidden_modules)
+        self.root = process_root()
+        self.lock = threading.Lock()
+        self.ready = False
+        parent, child = _socketpair()
+        python = [
+            sys.executable,
+            "-I",
+            "-m",
+            "course_lib.instructor.worker",
+            "--zygote",
+            str(child.fileno()),
+        ]
+        bwrap = bwrap_path()
+        self.isolated = bwrap is not None
+        # Tied to this thread's life only from the main thread (the parent-death signal follows
+        # the thread that started it, and a Dask worker's threads come and go); either way it
+        # stops, with every submission it forked, when this process's end of ``ctl`` closes.
+        tied = threading.current_thread() is threading.main_thread()
+        cmd = python
+        if bwrap is not None:
+            cmd = _bwrap_view(bwrap, self.hidden_modules, self.root, zygote=True) + python
+            if not tied:
+                cmd.remove("--die-with-parent")
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.root),
+            "MPLCONFIGDIR": str(self.root / ".mpl"),
+            "MPLBACKEND": "Agg",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0",
+            "LANG": "C.UTF-8",
+        }
+        self.log = self.root / f"zygote-{id(self):x}.log"
+        log = open(self.log, "ab")  # noqa: SIM115 - owned by the process
+        try:
+            self.proc: subprocess.Popen | None = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                pass_fds=(child.fileno(),),
+                env=env,
+                cwd=self.root,
+                preexec_fn=_die_with_parent if tied else None,
+                start_new_session=True,
+            )
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            log.close()
+            child.close()
+        self.ctl: socket.socket | None = parent
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and self.ctl is not None
+
+    def _recv(self, seconds: float) -> dict:
+        if self.ctl is None:
+            raise WorkerCrashed("the zygote is gone")
+        self.ctl.settimeout(seconds)
+        try:
+            header, _ = wire.recv_frame(self.ctl, max_frame=1 << 16)
+        except TimeoutError:
+            raise WorkerTimeout("the zygote did not answer in time") from None
+        return header
+
+    def wait_ready(self, seconds: float = 120.0) -> None:
+        """Wait for its imports (once)."""
+        with self.lock:
+            if not self.ready:
+                header = self._recv(seconds)
+                if header.get("op") != "ready":
+                    raise wire.WireError(f"the zygote said {header.get('op')!r}")
+                self.ready = True
+
+    def spawn(self, sock: socket.socket, spec: dict) -> int:
+        """Fork a submission's process that serves ``sock``; its pid as the zygote sees it."""
+        with self.lock:
+            if self.ctl is None:
+                raise WorkerCrashed("the zygote is gone")
+            socket.send_fds(self.ctl, [json.dumps(spec).encode()], [sock.fileno()])
+            header = self._recv(30)
+        if header.get("op") != "spawned" or type(header.get("pid")) is not int:
+            raise wire.WireError(f"the zygote could not fork: {header.get('msg', header)}")
+        return int(header["pid"])
+
+    def kill(self, pid: int, uid: int | None) -> None:
+        """Kill a submission's process group, and every process of its uid when it had one."""
+        with self.lock:
+            if self.ctl is None:
+                raise WorkerCrashed("the zygote is gone")
+            socket.send_fds(
+                self.ctl, [json.dumps({"op": "kill", "pid": pid, "uid": uid}).encode()], []
+            )
+            header = self._recv(30)
+        if header.get("op") != "killed":
+            raise wire.WireError("the zygote did not confirm the kill")
+
+    def log_tail(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-1500:]
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.ctl is not None:
+                self.ctl.close()
+        self.ctl = None
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
+            self.proc = None
+        with contextlib.suppress(OSError):
+            self.log.unlink()
+
+
+_zygotes: dict[tuple, Zygote] = {}
+_zygotes_lock = threading.Lock()
+MAX_ZYGOTES = 2  # each holds torch's memory; one per assignment being graded is the usual case
+
+
+def get_zygote(hidden_modules: list[str]) -> Zygote:
+    """This process's zygote for ``hidden_modules`` (started now if there is none running)."""
+    key = (os.getpid(), bwrap_path(), tuple(sorted(hidden_modules)), str(process_root()))
+    with _zygotes_lock:
+        zyg = _zygotes.pop(key, None)
+        if zyg is None or not zyg.alive():
+            if zyg is not None:
+                zyg.close()
+            zyg = Zygote(hidden_modules)
+        _zygotes[key] = zyg  # most recently used last
+        while len(_zygotes) > MAX_ZYGOTES:
+            _zygotes.pop(next(iter(_zygotes))).close()
+        return zyg
+
+
+def prestart(hidden_modules: tuple[str, ...] = ()) -> None:
+    """Start the zygote now, without waiting for it: its imports then overlap with the
+    caller's own (``course check`` calls this before it imports torch)."""
+    if zygote_enabled():
+        get_zygote(list(hidden_modules))
+
+
+def close_zygotes() -> None:
+    with _zygotes_lock:
+        while _zygotes:
+            _zygotes.popitem()[1].close()
+
+
+atexit.register(close_zygotes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -824,10 +1136,40 @@ class _Default:
         return "<default>"
 
 
+_process_root: Path | None = None
+_process_root_pid = -1
+
+
+def process_root() -> Path:
+    """This process's folder for scratch folders (``<temp>/course-grading/p<pid>-…``): its
+    zygote sees this folder and nothing of other grader processes'."""
+    with _root_lock:
+        return _make_process_root()
+
+
+_root_lock = threading.Lock()
+
+
+def _make_process_root() -> Path:
+    global _process_root, _process_root_pid
+    if _process_root is None or _process_root_pid != os.getpid() or not _process_root.is_dir():
+        top = Path(tempfile.gettempdir()) / "course-grading"
+        top.mkdir(exist_ok=True)
+        with contextlib.suppress(PermissionError):
+            top.chmod(0o711)
+        for stale in top.glob("p*-*"):  # left an hour ago by a grader process that is gone
+            with contextlib.suppress(ValueError, OSError):
+                pid = int(stale.name[1:].split("-")[0])
+                old = time.time() - stale.stat().st_mtime > 3600
+                if old and not Path(f"/proc/{pid}").exists():
+                    shutil.rmtree(stale, ignore_errors=True)
+        _process_root = Path(tempfile.mkdtemp(prefix=f"p{os.getpid()}-", dir=top))
+        _process_root.chmod(0o711)
+        _process_root_pid = os.getpid()
+    return _process_root
+
+
 def scratch_root() -> Path:
-    """Where sandboxes get their scratch folders (world-traversable, under the system temp)."""
-    root = Path(tempfile.gettempdir()) / "course-grading"
-    root.mkdir(exist_ok=True)
-    with contextlib.suppress(PermissionError):
-        root.chmod(0o711)
-    return root
+    """Where sandboxes get their scratch folders (world-traversable, under the system temp):
+    this process's own folder, the one its zygote sees."""
+    return process_root()

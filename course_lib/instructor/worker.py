@@ -1,9 +1,13 @@
 """The student side: runs inside the sandbox, holds the student's objects, answers requests.
 
-Started as ``python -I -m course_lib.instructor.worker CTL_FD``. It is a *zygote*: it imports
-torch once, runs the notebook's setup cells and the student's cells (reporting which one it is
-on, so a cell that kills the process can be skipped on the next start), then forks one child
-per test cell. Each child serves requests on its own socket (received over the control socket)
+Started as ``python -I -m course_lib.instructor.worker --zygote CTL_FD`` it is the *zygote*:
+it imports torch, the checkers and the wire format once, runs no student code ever, and forks
+one child per submission (:func:`zygote_main`); the child takes its own session, scratch
+folder, namespaces, limits and uid (:func:`_become_submission`) and never returns to it.
+Started as ``python -I -m course_lib.instructor.worker CTL_FD`` (the fallback where forking a
+zygote is not possible) it imports everything itself. Either way the submission's process runs
+the notebook's setup cells and the student's cells (reporting which one it is on, so a cell
+that kills the process can be skipped on the next start), then forks one child per test cell. Each child serves requests on its own socket (received over the control socket)
 and dies with the cell, so a crash, a hang or state the student's code leaves behind costs one
 test cell, not the notebook.
 
@@ -513,13 +517,10 @@ def _run_chunks(chunks: list[dict], ns: dict, ctl: socket.socket, wire: Any) -> 
     return errors
 
 
-def main() -> None:
-    ctl_fd = int(sys.argv[1])
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
+def _imports() -> tuple[Any, Any]:
+    """What every student process starts with: torch (one thread), matplotlib (Agg), the
+    checkers and the wire format. The zygote imports them once, before any student code."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a huge write fails instead of killing us
-    ctl = socket.socket(fileno=ctl_fd)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -528,6 +529,13 @@ def main() -> None:
     torch.set_num_threads(1)
     from course_lib import grading
     from course_lib.instructor import wire
+
+    return grading, wire
+
+
+def serve_submission(ctl: socket.socket, grading: Any, wire: Any) -> None:
+    """One submission: load its cells, then fork one child per test cell until told to stop."""
+    import torch
 
     header, blobs = wire.recv_frame(ctl)
     if header.get("op") != "load":
@@ -581,9 +589,168 @@ def main() -> None:
                         pass
                 os.waitpid(pid, 0)
                 children.discard(pid)
+            _reap_orphans()
             wire.send_frame(ctl, {"op": "reaped"}, [])
         elif op == "exit":
             break
+
+
+def _reap_orphans() -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The zygote: torch imported, no student code ever run; one forked child per submission.
+# ---------------------------------------------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NO_NEW_PRIVS = 38
+# New IPC (System V objects outlive their processes), UTS and network namespaces.
+_CLONE_PRIVATE = 0x08000000 | 0x04000000 | 0x40000000
+
+
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _become_submission(spec: dict, sock: socket.socket) -> None:
+    """In the zygote's fresh child, before any student code: its own session, environment,
+    namespaces, limits and uid (the uid change drops every capability the zygote had), then
+    its scratch folder and log, entered as that uid."""
+    import ctypes
+    import resource
+
+    libc = _libc()
+    os.setsid()  # its own session and process group
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with the zygote
+    os.environ.clear()
+    os.environ.update({str(k): str(v) for k, v in dict(spec["env"]).items()})
+    if libc.unshare(_CLONE_PRIVATE) != 0 and spec.get("require_private"):
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot enter private namespaces: {os.strerror(err)}")
+    lim = dict(spec["limits"])
+    mem = int(lim["memory_mb"]) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    cpu = int(lim["cpu_seconds"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    nproc = int(lim["max_processes"])
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    size = int(lim["max_file_mb"]) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    uid = spec.get("uid")
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(int(uid))
+        os.setuid(int(uid))  # all of uid, euid and saved uid: no way back, no capabilities
+        if os.getuid() == 0 or os.geteuid() == 0:
+            raise OSError("the uid did not change")
+    scratch = str(spec["scratch"])  # entered as the submission's uid: its folder alone
+    os.chdir(scratch)
+    log = os.open(os.path.join(scratch, "worker.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log, 2)
+    os.close(log)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 and spec.get("require_private"):
+        raise OSError("cannot set no_new_privs")
+
+
+def _kill_submission(pid: int, uid: int | None, children: dict[int, int | None]) -> None:
+    """Kill a submission's process group, then, when it had a uid of its own, every process
+    of that uid (a helper that takes the uid and signals everything it may: ``kill(-1)``)."""
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
+    if uid is not None and os.getuid() == 0:
+        helper = os.fork()
+        if helper == 0:
+            try:
+                os.setgid(uid)
+                os.setuid(uid)
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(helper, 0)
+    if pid in children:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    children.pop(pid, None)
+    _reap_orphans()
+
+
+def zygote_main(ctl_fd: int) -> None:
+    """Import once, then fork a submission per ``spawn`` request (its socket comes with it)."""
+    import json
+
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    ctl = socket.socket(fileno=ctl_fd)
+    grading, wire = _imports()
+    wire.send_frame(ctl, {"op": "ready"}, [])
+    children: dict[int, int | None] = {}  # pid -> the uid it took
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(ctl, 1 << 20, 1)
+        except OSError:
+            break
+        if not msg:
+            break
+        try:
+            request = json.loads(msg.decode())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            break  # only the grader writes here
+        op = request.get("op")
+        if op == "spawn" and fds:
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                os.close(fds[0])
+                wire.send_frame(ctl, {"op": "spawn_failed", "msg": str(exc)[:200]}, [])
+                continue
+            if pid == 0:
+                ctl.close()
+                sock = socket.socket(fileno=fds[0])
+                try:
+                    _become_submission(request, sock)
+                except BaseException as exc:  # noqa: BLE001 - the grader's fault, said so
+                    with contextlib.suppress(OSError):
+                        wire.send_frame(sock, {"op": "setup_failed", "msg": str(exc)[:500]}, [])
+                    os._exit(3)
+                try:
+                    serve_submission(sock, grading, wire)
+                finally:
+                    os._exit(0)
+            os.close(fds[0])
+            uid = request.get("uid")
+            children[pid] = None if uid is None else int(uid)
+            wire.send_frame(ctl, {"op": "spawned", "pid": pid}, [])
+        elif op == "kill":
+            uid = request.get("uid")
+            _kill_submission(int(request["pid"]), None if uid is None else int(uid), children)
+            wire.send_frame(ctl, {"op": "killed"}, [])
+        else:
+            break
+        _reap_orphans()
+    for pid, uid in list(children.items()):  # the grader has gone: so does everything else
+        _kill_submission(pid, uid, children)
+    os._exit(0)
+
+
+def main() -> None:
+    if sys.argv[1] == "--zygote":
+        zygote_main(int(sys.argv[2]))
+        return
+    ctl_fd = int(sys.argv[1])
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    ctl = socket.socket(fileno=ctl_fd)
+    grading, wire = _imports()
+    serve_submission(ctl, grading, wire)
     os._exit(0)
 
 

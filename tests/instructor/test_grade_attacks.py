@@ -290,3 +290,96 @@ def test_without_bubblewrap_grading_warns_and_still_limits(monkeypatch, tmp_path
             assert sess.get("forks")(3) == 3
     finally:
         sandbox.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The zygote: submissions forked from one pre-imported process stay apart.
+# ---------------------------------------------------------------------------------------------
+
+LEAVE_TRACES = """
+import os, sys, time
+import course_lib.grading as G
+
+G.POISON = "left by the first submission"
+with open("secret.txt", "w") as f:
+    f.write("first student's answers")
+pid = os.fork()
+if pid == 0:  # an escapee: its own session, so killing the process group misses it
+    os.setsid()
+    time.sleep(120)
+    os._exit(0)
+
+def traces():
+    return {"uid": os.getuid(), "cwd": os.getcwd(), "escapee": pid}
+"""
+
+LOOK_FOR_TRACES = """
+import os
+import course_lib.grading as G
+
+def look(cwd, pid):
+    try:
+        with open(os.path.join(cwd, "secret.txt")) as f:
+            read = f.read()
+    except OSError:
+        read = None
+    try:
+        os.kill(pid, 0)
+        escapee = "alive"
+    except ProcessLookupError:
+        escapee = "gone"
+    except PermissionError:
+        escapee = "alive (another uid)"
+    return {"uid": os.getuid(), "read": read, "poison": hasattr(G, "POISON"), "escapee": escapee}
+"""
+
+
+def _fresh_box(hidden: list[str]) -> tuple[Sandbox, Path]:
+    scratch = Path(__import__("tempfile").mkdtemp(prefix="zyg-", dir=scratch_root()))
+    return Sandbox(scratch / "work", Limits(timeout=30, max_processes=48), hidden), scratch
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("grading")
+def test_submissions_forked_from_one_zygote_leave_nothing_to_the_next() -> None:
+    first, scratch1 = _fresh_box(["attention"])
+    second, scratch2 = _fresh_box(["attention"])
+    try:
+        loaded = first.start([{"id": "a", "source": LEAVE_TRACES, "kind": "student"}], ["traces"])
+        assert loaded.errors == {}, loaded.errors
+        if first.zygote is None:
+            pytest.skip("no zygote on this platform")
+        zygote = first.zygote
+        with first.session(time.monotonic() + 30) as sess:
+            seen = sess.get("traces")()
+        first.close()  # the first submission is done
+        loaded = second.start([{"id": "b", "source": LOOK_FOR_TRACES, "kind": "student"}], ["look"])
+        assert loaded.errors == {}, loaded.errors
+        assert second.zygote is zygote  # forked from the same pre-imported process
+        with second.session(time.monotonic() + 30) as sess:
+            found = sess.get("look")(seen["cwd"], seen["escapee"])
+    finally:
+        first.close()
+        second.close()
+        shutil.rmtree(scratch1, ignore_errors=True)
+        shutil.rmtree(scratch2, ignore_errors=True)
+    assert found["poison"] is False  # the zygote's memory is untouched
+    if zygote.isolated:  # each its own uid, the first one's folder closed to the second
+        assert seen["uid"] != 0 and found["uid"] not in (0, seen["uid"])
+        assert found["read"] is None
+        assert found["escapee"] == "gone"  # every process of the first uid was killed
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("grading")
+def test_without_a_zygote_each_submission_starts_a_fresh_interpreter(monkeypatch) -> None:
+    monkeypatch.setenv("COURSE_ZYGOTE", "off")
+    box, scratch = _fresh_box([])
+    try:
+        box.start([{"id": "probe", "source": PROBE, "kind": "student"}], ["probe"])
+        assert box.zygote is None and box.proc is not None
+        with box.session(time.monotonic() + 30) as sess:
+            assert sess.get("forks")(2) == 2
+    finally:
+        box.close()
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -139,3 +139,42 @@ def test_the_command_skips_the_iri_grammar_but_still_validates_notebooks() -> No
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["skipped", "rejected"]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("check_cli")
+def test_check_all_in_the_notebook_agrees_with_course_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    wrong = (
+        "def relative_positions(T, max_distance):\n"
+        "    pos = torch.arange(T)\n"
+        "    return (pos[:, None] - pos[None, :]).clamp(-max_distance, max_distance) + max_distance\n"
+    )
+    nb = H.fill(CHAPTER, {"relative_positions": wrong})
+    path = tmp_path / f"{CHAPTER}.ipynb"
+    nbformat.write(nb, path)
+    proc = _course("check", str(path), cwd=tmp_path)
+
+    def table(text: str) -> dict[str, tuple[str, str]]:
+        rows = [ln.split() for ln in text.splitlines() if ln.startswith(("  test_", "  total"))]
+        return {r[0]: (r[1], r[3]) for r in rows}  # points got, points possible
+
+    expected = table(proc.stdout)
+    assert expected["test_relative_positions"] == ("0", "4")
+    # The student's kernel: every cell but the tests run top to bottom, then the last cell.
+    kernel: dict = {"__name__": "__main__"}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("grade"):
+            try:
+                exec(compile(cell.source, "<cell>", "exec"), kernel)
+            except Exception:  # noqa: BLE001, S110 - a demo cell may need a front end
+                pass
+    capsys.readouterr()
+    exec(
+        "from course_lib import grading as G\nok = G.check_all(NOTEBOOK)\n",
+        kernel | {"NOTEBOOK": str(path)},
+    )
+    out = capsys.readouterr().out
+    assert table(out) == expected, out
+    assert "test_relative_positions:\n" in out and "Some tests fail" in out
