@@ -1,0 +1,1 @@
+"""Authoring: turning the course's sources into notebooks and the book (both editions)."""
