@@ -261,15 +261,23 @@ def update_catalogues(*, quiet: bool = False) -> list[str]:
 
     pot_dir = extract(quiet=True)
     basic.update(str(LOCALE_DIR), str(pot_dir), (LANGUAGE,), line_width=100)
-    # Messages the English pages no longer have would only grow the files: drop them.
+    # Messages the English pages no longer have would only grow the files: drop them. Babel
+    # flags "85 % of" as a Python format string, which a translation cannot match: the
+    # messages are Markdown, so no entry is a format string.
     import polib
 
     for path in _catalogues().values():
         po = polib.pofile(str(path), wrapwidth=100)
-        obsolete = po.obsolete_entries()
-        if obsolete:
-            for e in obsolete:
-                po.remove(e)
+        changed = False
+        for e in po.obsolete_entries():
+            po.remove(e)
+            changed = True
+        for e in po:
+            kept = [f for f in e.flags if not f.endswith("-format")]
+            if kept != e.flags:
+                e.flags = kept
+                changed = True
+        if changed:
             po.save()
     for page in _catalogues():
         if page not in _templates(pot_dir):
