@@ -122,7 +122,11 @@ def run_sphinx(
         "doctrees": str(doctrees),
         "builder": builder,
         "strict": strict,
-        "overrides": {"external_toc_path": TOC_PATH.as_posix(), **overrides},
+        "overrides": {
+            "external_toc_path": TOC_PATH.as_posix(),
+            "latex_individualpages": False,
+            **overrides,
+        },
     }
     start = time.perf_counter()
     proc = subprocess.Popen(
