@@ -128,6 +128,16 @@ _PROSE_TEXT = """() => {
 }"""
 
 
+# Source code on the page (code cells and included course_lib code, not outputs) must fit its
+# block: a horizontal scroll bar hides the end of a line.
+_OVERFLOWING_CODE = """() => Array.from(document.querySelectorAll(
+    '.cell_input pre, div[class*="highlight-python"] pre, div[class*="highlight-ipython"] pre'))
+  .filter(pre => !pre.closest('.cell_output') && pre.offsetParent !== null
+                 && pre.scrollWidth > pre.clientWidth + 1)
+  .map(pre => pre.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b)
+                 .trim().slice(0, 70))"""
+
+
 @pytest.mark.parametrize("name", _page_names())
 def test_page_renders_offline(open_page, name):
     page, log = open_page(name)
@@ -151,6 +161,8 @@ def test_page_renders_offline(open_page, name):
             f"{name}: slider {i} does not change the figure"
         )
         assert caption.inner_text() != before_caption, f"{name}: slider {i} caption did not change"
+    overflowing = page.evaluate(_OVERFLOWING_CODE)
+    assert overflowing == [], f"{name}: code lines wider than their block: {overflowing}"
     if name.startswith("zh/") and name not in ("zh/search", "zh/genindex"):
         fonts = _fonts_of_first_chinese_paragraph(page)
         assert any("CJK" in f or f in _CJK_FALLBACKS for f in fonts), (

@@ -39,6 +39,7 @@ import html
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,7 @@ LANGUAGE = "zh_CN"
 CATALOGUE_DIR = LOCALE_DIR / LANGUAGE / "LC_MESSAGES"
 ZH_HTML_DIR = BUILD_DIR / "html" / "zh"
 ZH_STAMP_PATH = ZH_HTML_DIR / ".bookbuild-stamp.json"
+BUILT_LOCALE_DIR = BUILD_DIR / ".locale-zh"
 GLOSSARY_SOURCE = BOOK_DIR / "appendix" / "glossary.md"
 GLOSSARY_PAGE = "appendix/glossary"
 ZH_TITLE = "Transformer 基础"
@@ -302,10 +304,52 @@ _REDIRECT = (
 )
 
 
+_GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`(?P<body>[^`]+)`")
+
+
+def _page_glue(match: re.Match, page_file: str) -> str:
+    """``{glue:text}`key:fmt``` as ``{glue:text}`page.md::key:fmt``` (``:s`` if no format:
+    myst-nb reads the text after the last colon as the format)."""
+    role, body = match.group(0).split("`")[0], match["body"]
+    if "::" in body:
+        return match.group(0)
+    if ":" not in body:
+        body += ":s"
+    return f"{role}`{page_file}::{body}`"
+
+
+def build_catalogues(target: Path = BUILT_LOCALE_DIR) -> Path:
+    """The catalogues as the Chinese build reads them: copied out of the repository (Sphinx
+    compiles ``.mo`` files beside them), with each ``{glue:text}`key``` of a translation
+    written as ``{glue:text}`<page file>::key:s``` -- myst-nb resolves a translated paragraph
+    apart from its page, so the value must be looked up by page, not in the paragraph."""
+    import polib
+
+    if target.exists():
+        shutil.rmtree(target)
+    for page, path in _catalogues().items():
+        source = next(
+            (
+                BOOK_DIR / f"{page}{suffix}"
+                for suffix in (".md", ".ipynb")
+                if (BOOK_DIR / f"{page}{suffix}").is_file()
+            ),
+            None,
+        )
+        po = polib.pofile(str(path))
+        if source is not None:
+            for e in po:
+                e.msgstr = _GLUE_ROLE.sub(lambda m, name=source.name: _page_glue(m, name), e.msgstr)
+        out = target / LANGUAGE / "LC_MESSAGES" / f"{page}.po"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        po.save(str(out))
+    return target
+
+
 def zh_overrides() -> dict:
     return {
         "language": LANGUAGE,
-        "locale_dirs": [str(LOCALE_DIR)],
+        "locale_dirs": [str(BUILT_LOCALE_DIR)],
         "gettext_compact": False,
         "html_search_language": "zh",
         "html_title": ZH_TITLE,
@@ -335,6 +379,7 @@ def build_zh(english_digest: str, *, force: bool = False, quiet: bool = False) -
         except json.JSONDecodeError:
             pass
     ZH_STAMP_PATH.unlink(missing_ok=True)
+    build_catalogues()
     run = run_sphinx("html", ZH_HTML_DIR, BUILD_DIR / ".doctrees-zh", zh_overrides(), quiet=quiet)
     if run.returncode != 0:
         tail = "\n".join(run.output.splitlines()[-40:])
