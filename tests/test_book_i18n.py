@@ -148,7 +148,8 @@ def test_no_chinese_page_keeps_an_english_paragraph(zh_html):
         english = [b for b in blocks if len(LATIN_WORD.findall(b)) >= 6 and not CJK.search(b)]
         cjk = sum(len(CJK.findall(b)) for b in blocks)
         latin = sum(len("".join(LATIN_WORD.findall(b))) for b in blocks)
-        if english or cjk < latin:
+        # The reference list keeps titles, authors and venues in their own language.
+        if english or (cjk < latin and page != "appendix/references"):
             offenders[page] = (round(cjk / max(cjk + latin, 1), 2), english[:3])
     assert offenders == {}, f"pages with English prose (CJK share, examples): {offenders}"
 

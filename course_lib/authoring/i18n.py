@@ -307,6 +307,9 @@ _REDIRECT = (
 _GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`(?P<body>[^`]+)`")
 
 
+_NUMBERED = re.compile(r"^(\d+)\.(?= )")
+
+
 def _page_glue(match: re.Match, page_file: str) -> str:
     """``{glue:text}`key:fmt``` as ``{glue:text}`page.md::key:fmt``` (``:s`` if no format:
     myst-nb reads the text after the last colon as the format)."""
@@ -340,6 +343,11 @@ def build_catalogues(target: Path = BUILT_LOCALE_DIR) -> Path:
         if source is not None:
             for e in po:
                 e.msgstr = _GLUE_ROLE.sub(lambda m, name=source.name: _page_glue(m, name), e.msgstr)
+        for e in po:
+            # A numbered heading ("# 1. Tensors") is a message "1. Tensors"; parsed on its own,
+            # its translation "1. 张量" would be a list, and Sphinx would drop it.
+            if _NUMBERED.match(e.msgid) and _NUMBERED.match(e.msgstr):
+                e.msgstr = _NUMBERED.sub(r"\g<1>\\.", e.msgstr, count=1)
         out = target / LANGUAGE / "LC_MESSAGES" / f"{page}.po"
         out.parent.mkdir(parents=True, exist_ok=True)
         po.save(str(out))
