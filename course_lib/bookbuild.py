@@ -54,6 +54,7 @@ HTML_DIR = BUILD_DIR / "html"
 STAMP_PATH = HTML_DIR / ".bookbuild-stamp.json"
 CACHE_DIR = BUILD_DIR / ".jupyter_cache"
 LIBRARY_STAMP_PATH = BUILD_DIR / ".bookbuild-library"
+EXTENSIONS_STAMP_PATH = BUILD_DIR / ".bookbuild-extensions"
 GENERATED_EXERCISES_DIR = BOOK_DIR / "exercises"
 CHAPTER_NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 PYPROJECT_PATH = REPO_ROOT / "pyproject.toml"
@@ -422,6 +423,14 @@ def library_digest() -> str:
     return h.hexdigest()
 
 
+def extensions_digest() -> str:
+    """A hash of the book's own Sphinx extensions: this module and ``course_lib/authoring``."""
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    for path in sorted((REPO_ROOT / "course_lib" / "authoring").glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def drop_stale_outputs() -> bool:
     """Empty the execution cache when ``course_lib`` changed since it was filled.
 
@@ -521,7 +530,15 @@ def _build_english(chapters: Sequence[str], *, quiet: bool) -> None:
     selection = ",".join(chapters)
     command = jupyter_book_command(toc_path)
     stale = drop_stale_outputs()
-    if stale or not previous.is_file() or previous.read_text() != selection:
+    extensions = EXTENSIONS_STAMP_PATH.read_text() if EXTENSIONS_STAMP_PATH.is_file() else ""
+    # Sphinx re-writes only the pages whose source changed; a change to our own Sphinx
+    # extensions (this module, course_lib/authoring/) changes every page.
+    if (
+        stale
+        or not previous.is_file()
+        or previous.read_text() != selection
+        or extensions != extensions_digest()
+    ):
         command.append("--all")
     start = time.perf_counter()
     result = subprocess.run(
@@ -541,6 +558,7 @@ def _build_english(chapters: Sequence[str], *, quiet: bool) -> None:
         )
     previous.write_text(selection)
     LIBRARY_STAMP_PATH.write_text(library_digest())
+    EXTENSIONS_STAMP_PATH.write_text(extensions_digest())
     STAMP_PATH.write_text(
         json.dumps({"digest": digest, "chapters": chapters, "seconds": time.perf_counter() - start})
     )

@@ -91,7 +91,7 @@ from jupyter_book.sphinx import build_sphinx
 a = json.loads(sys.argv[1])
 result = build_sphinx(a["src"], a["out"], noconfig=True, path_config=a["config"],
     confoverrides=a["overrides"], doctreedir=a["doctrees"], builder=a["builder"],
-    warningiserror=a["strict"], keep_going=True)
+    warningiserror=a["strict"], keep_going=True, force_all=a["force_all"])
 if isinstance(result, Exception):
     print(f"Sphinx failed: {result!r}", file=sys.stderr)
     sys.exit(1)
@@ -115,6 +115,7 @@ def run_sphinx(
     *,
     strict: bool = True,
     quiet: bool = True,
+    force_all: bool = False,
 ) -> SphinxRun:
     """Build ``book/`` with jupyter-book's configuration plus ``overrides``, in a subprocess."""
     args = {
@@ -124,6 +125,7 @@ def run_sphinx(
         "doctrees": str(doctrees),
         "builder": builder,
         "strict": strict,
+        "force_all": force_all,
         "overrides": {
             "external_toc_path": TOC_PATH.as_posix(),
             "latex_individualpages": False,
@@ -376,19 +378,29 @@ def zh_digest(english_digest: str) -> str:
 
 def build_zh(english_digest: str, *, force: bool = False, quiet: bool = False) -> Path:
     """Build the Chinese edition into ``_build/html/zh`` (unless up to date); return its index."""
+    from course_lib.bookbuild import extensions_digest
+
     index = ZH_HTML_DIR / "index.html"
     digest = zh_digest(english_digest)
-    if not force and ZH_STAMP_PATH.is_file() and index.is_file():
-        try:
-            if json.loads(ZH_STAMP_PATH.read_text(encoding="utf-8")).get("digest") == digest:
-                if not quiet:
-                    print(f"The Chinese edition is up to date: {index}")
-                return index
-        except json.JSONDecodeError:
-            pass
+    try:
+        stamp = json.loads(ZH_STAMP_PATH.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        stamp = {}
+    if not force and stamp.get("digest") == digest and index.is_file():
+        if not quiet:
+            print(f"The Chinese edition is up to date: {index}")
+        return index
     ZH_STAMP_PATH.unlink(missing_ok=True)
     build_catalogues()
-    run = run_sphinx("html", ZH_HTML_DIR, BUILD_DIR / ".doctrees-zh", zh_overrides(), quiet=quiet)
+    run = run_sphinx(
+        "html",
+        ZH_HTML_DIR,
+        BUILD_DIR / ".doctrees-zh",
+        zh_overrides(),
+        quiet=quiet,
+        # Sphinx re-writes only changed pages; our extensions' code changes every page.
+        force_all=force or stamp.get("extensions") != extensions_digest(),
+    )
     if run.returncode != 0:
         tail = "\n".join(run.output.splitlines()[-40:])
         raise TranslationError(
@@ -397,7 +409,14 @@ def build_zh(english_digest: str, *, force: bool = False, quiet: bool = False) -
         )
     index.write_text(_REDIRECT.format(target="intro.html", title=ZH_TITLE), encoding="utf-8")
     ZH_STAMP_PATH.write_text(
-        json.dumps({"digest": digest, "seconds": run.seconds, "executed": run.executed})
+        json.dumps(
+            {
+                "digest": digest,
+                "extensions": extensions_digest(),
+                "seconds": run.seconds,
+                "executed": run.executed,
+            }
+        )
     )
     if not quiet:
         print(f"The Chinese edition is at {index} ({run.seconds:.0f} s, executed {run.executed})")
@@ -454,7 +473,8 @@ class Term:
     def pattern(self) -> re.Pattern:
         """The term in running English text: without its parenthesis, any case, plural too."""
         base = re.sub(r"\s*\([^)]*\)", "", self.term).strip()
-        return re.compile(r"(?<![\w-])" + re.escape(base) + r"(?:s|es)?(?![\w-])", re.I)
+        words = r"\s+".join(re.escape(w) for w in base.split())
+        return re.compile(r"(?<![\w-])" + words + r"(?:s|es)?(?![\w-])", re.I)
 
 
 @cache
@@ -532,6 +552,64 @@ def _glossary_anchors(app, doctree, docname: str) -> None:
 
 
 _NO_GLOSS_INSIDE = ("title", "literal", "literal_block", "math", "math_block", "reference", "raw")
+_INLINE_MARKUP = ("strong", "emphasis", "inline")
+
+
+def _gloss_allowed(paragraph) -> bool:
+    """Prose of the page: not a code cell, not the Key terms box (it has the Chinese already)."""
+    from docutils import nodes
+
+    parent = paragraph.parent
+    while parent is not None:
+        classes = parent.get("classes", []) if isinstance(parent, nodes.Element) else []
+        if "key-terms" in classes or "cell" in classes or type(parent).__name__ == "title":
+            return False
+        parent = parent.parent
+    return True
+
+
+def _text_pieces(paragraph) -> tuple[str, list[tuple[object, int]]]:
+    """The paragraph's prose as one string (a NUL where code, math, links or raw HTML sit, so
+    that no match spans them) and, for each Text node, where it starts in that string."""
+    from docutils import nodes
+
+    text, pieces = [], []
+    offset = 0
+    for node in paragraph.findall(nodes.Text):
+        parent, blocked = node.parent, False
+        while parent is not None and parent is not paragraph:
+            if type(parent).__name__ in _NO_GLOSS_INSIDE:
+                blocked = True
+                break
+            parent = parent.parent
+        piece = "\0" if blocked else str(node)
+        if not blocked:
+            pieces.append((node, offset))
+        text.append(piece)
+        offset += len(piece)
+    return "".join(text), pieces
+
+
+def _insert_after(paragraph, pieces, end: int, gloss) -> None:
+    """Put ``gloss`` right after character ``end`` of the paragraph's prose string."""
+    from docutils import nodes
+
+    node, start = next((n, o) for n, o in reversed(pieces) if o < end)
+    source = str(node)
+    cut = end - start
+    before, after = source[:cut], source[cut:]
+    if after:
+        node.parent.replace(node, [nodes.Text(before), gloss, nodes.Text(after)])
+        return
+    # The term ends its node: the gloss goes after the enclosing **bold** / *italic*.
+    anchor = node
+    while (
+        anchor.parent is not paragraph
+        and type(anchor.parent).__name__ in _INLINE_MARKUP
+        and anchor.parent[-1] is anchor
+    ):
+        anchor = anchor.parent
+    anchor.parent.insert(anchor.parent.index(anchor) + 1, gloss)
 
 
 def _first_use_glosses(app, doctree, docname: str) -> None:
@@ -540,51 +618,34 @@ def _first_use_glosses(app, doctree, docname: str) -> None:
         return
     from docutils import nodes
 
-    chapter = int(docname[:2])
-    remaining = [t for t in glossary_terms() if t.chapter == chapter]
+    remaining = [t for t in glossary_terms() if t.chapter == int(docname[:2])]
     glossary_uri = app.builder.get_relative_uri(docname, GLOSSARY_PAGE)
-
-    def allowed(node) -> bool:
-        parent = node.parent
-        inside_paragraph = False
-        while parent is not None:
-            if type(parent).__name__ in _NO_GLOSS_INSIDE:
-                return False
-            if isinstance(parent, nodes.section) and parent.get("names") == ["key terms"]:
-                return False
-            if isinstance(parent, nodes.container) and "cell" in parent.get("classes", []):
-                return False
-            if isinstance(parent, nodes.paragraph):
-                inside_paragraph = True
-            parent = parent.parent
-        return inside_paragraph
-
-    for text in list(doctree.findall(nodes.Text)):
-        while remaining and text is not None and allowed(text):
-            source = str(text)
+    prose = (nodes.paragraph, nodes.caption)  # figure captions are read as prose too
+    for paragraph in list(doctree.findall(lambda n: isinstance(n, prose))):
+        if not remaining:
+            return
+        if not _gloss_allowed(paragraph):
+            continue
+        search_from = 0
+        while remaining:
+            text, pieces = _text_pieces(paragraph)
             hits = [
                 (m.start(), -len(m.group()), m, t)
                 for t in remaining
-                if (m := t.pattern.search(source))
+                if (m := t.pattern.search(text, search_from))
             ]
             if not hits:
                 break
             _, _, match, term = min(hits, key=lambda h: (h[0], h[1]))
-            remaining = [t for t in remaining if t.pattern.search(match.group()) is None]
+            # A term inside the one glossed is glossed with it ("token" in "token id").
+            remaining = [t for t in remaining if not t.pattern.search(match.group())]
             gloss = _raw_html(
                 f' <a class="course-zh-gloss" href="{glossary_uri}#{term.slug}" lang="zh-CN" '
-                f'title="{html.escape(term.term)}: {html.escape(term.zh)}">({html.escape(term.zh)})</a>'
+                f'title="{html.escape(term.term)}: {html.escape(term.zh)}">'
+                f"({html.escape(term.zh)})</a>"
             )
-            before, after = source[: match.end()], source[match.end() :]
-            parent = text.parent
-            if not after and isinstance(parent, nodes.strong | nodes.emphasis):
-                grand = parent.parent
-                grand.insert(grand.index(parent) + 1, gloss)
-                text = None
-            else:
-                rest = nodes.Text(after) if after else None
-                parent.replace(text, [nodes.Text(before), gloss] + ([rest] if rest else []))
-                text = rest
+            _insert_after(paragraph, pieces, match.end(), gloss)
+            search_from = match.end() + 1  # the gloss is one NUL in the prose string
 
 
 def setup(app) -> dict:
