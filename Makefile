@@ -17,10 +17,12 @@ export OMP_NUM_THREADS ?= 1
 SETUP = @command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: make PYTHON=/path/to/python3.11"; exit 1; }; \
 	$(PYTHON) tools/setup_env.py --venv $(VENV)
 
-.PHONY: help install book serve test lint format release bench publish diagrams notebooks clean
+.PHONY: help install book serve test lint format release bench publish diagrams notebooks \
+	translations clean
 
 help:
-	@echo "make book     build the book (HTML under _build/html)"
+	@echo "make book     build the book: English in _build/html, Chinese in _build/html/zh"
+	@echo "make translations update the Chinese catalogues (book/locale) after an English edit"
 	@echo "make test     lint and run every test"
 	@echo "make serve    serve the built book on http://127.0.0.1:8000"
 	@echo "make publish  push the built book to the $(PAGES_BRANCH) branch of $(REMOTE)"
@@ -37,6 +39,12 @@ book:
 	$(SETUP) book
 	$(BIN)/python -m course_lib.authoring.bookbuild
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html (make serve to serve it)"
+	@echo "中文版 (the Chinese edition): file://$(CURDIR)/_build/html/zh/index.html"
+
+# After an English edit: extract the messages, merge them into book/locale/zh_CN/LC_MESSAGES/,
+# list what needs translating (tests/test_book_i18n.py fails until it is done).
+translations: install
+	$(BIN)/python -m course_lib.authoring.i18n translations
 
 serve: install
 	@test -f _build/html/index.html || $(MAKE) book

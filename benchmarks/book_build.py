@@ -22,6 +22,7 @@ notebook") and from the number of jupyter-cache records before and after::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("book", "_config.yml", "course_lib", "exercises")
 EXECUTED = "Executing notebook using"
 CACHED = "Using cached notebook"
+ZH_STAMP = "_build/html/zh/.bookbuild-stamp.json"  # the Chinese edition: its own build time
 # (cold builds, warm `make book` per cold one, warm `--force` per cold one)
 EFFORT = {"full": (2, 3, 1), "quick": (1, 1, 1)}
 
@@ -124,8 +126,15 @@ def run_build(
     if proc.returncode != 0:
         tail = "\n".join(log.splitlines()[-15:])
         raise RuntimeError(f"`{' '.join(command[1:])}` failed (exit {proc.returncode}):\n{tail}")
+    editions = {}
+    for name, stamp in (("en", "_build/html/.bookbuild-stamp.json"), ("zh", ZH_STAMP)):
+        path = root / stamp
+        editions[name] = json.loads(path.read_text()) if path.is_file() else {}
     return {
         "seconds": seconds,
+        "english_seconds": editions["en"].get("seconds"),
+        "chinese_seconds": editions["zh"].get("seconds"),
+        "chinese_executed": editions["zh"].get("executed"),
         "executed": log.count(EXECUTED),
         "cached": log.count(CACHED),
         "new_records": cache_records(root) - before,
@@ -154,6 +163,7 @@ def measure(
     only = None if list(chapters) == list(CHAPTERS) else chapters
     cold, warm_stamp, warm_force = [], [], []
     executed_cold, warm_builds = [], []
+    cold_en, cold_zh, zh_executed = [], [], []
     for i in range(n_cold):
         with tempfile.TemporaryDirectory(prefix="bench-book-") as tmp:
             root = copy_inputs(Path(tmp))
@@ -161,6 +171,10 @@ def measure(
             result = run_build(root, only)
             cold.append(result["seconds"])
             executed_cold.append(result["executed"])
+            if result["chinese_seconds"] is not None:
+                cold_en.append(result["english_seconds"])
+                cold_zh.append(result["chinese_seconds"])
+                zh_executed.append(result["chinese_executed"])
             # the two kinds of warm build alternate: stamp, force, stamp, stamp, ...
             kinds = [False] * n_warm
             for j in range(n_force):
@@ -189,6 +203,23 @@ def measure(
             "note": f"median of {n_warm} per cold build",
         },
     ]
+    if cold_zh:
+        rows += [
+            {
+                "label": "of which: English edition (jupyter-book, executing)",
+                "samples": cold_en,
+                "baseline": cold_label,
+                "vs": "cold",
+                "note": "time of the jupyter-book run, from its stamp",
+            },
+            {
+                "label": "of which: Chinese edition (Sphinx, zh_CN, from the cache)",
+                "samples": cold_zh,
+                "baseline": cold_label,
+                "vs": "cold",
+                "note": f"executed {max(zh_executed)} notebook(s)",
+            },
+        ]
     if n_force:
         reread = [w["pages_read"] for force, w in warm_builds if force]
         rows.append(
@@ -212,6 +243,11 @@ def measure(
     if missing and not quick:
         facts.append("left out (not buildable yet): " + "; ".join(missing) + ".")
     checks = [
+        (
+            not cold_zh or max(zh_executed) == 0,
+            f"the Chinese edition re-executed {max(zh_executed, default=0)} notebook(s) "
+            "(must be 0: it reads the English build's cache)",
+        ),
         (
             warm_exec == 0,
             f"warm builds re-executed {warm_exec} notebook(s) in {len(warm_builds)} warm builds "

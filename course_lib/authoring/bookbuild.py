@@ -56,6 +56,7 @@ HTML_DIR = BUILD_DIR / "html"
 STAMP_PATH = HTML_DIR / ".bookbuild-stamp.json"
 CACHE_DIR = BUILD_DIR / ".jupyter_cache"
 LIBRARY_STAMP_PATH = BUILD_DIR / ".bookbuild-library"
+EXTENSIONS_STAMP_PATH = BUILD_DIR / ".bookbuild-extensions"
 GENERATED_EXERCISES_DIR = BOOK_DIR / "exercises"
 CHAPTER_NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 PYPROJECT_PATH = REPO_ROOT / "pyproject.toml"
@@ -368,7 +369,8 @@ def partial_toc(chapters: Sequence[str], toc: dict | None = None) -> dict:
 def _input_files(chapters: Sequence[str]) -> Iterator[Path]:
     """Everything whose change can change the HTML."""
     yield CONFIG_PATH
-    skipped = {"_build", "exercises"} | {f"{c}.md" for c in CHAPTERS if c not in chapters}
+    # The catalogues of the Chinese edition (locale/) change only that edition.
+    skipped = {"_build", "exercises", "locale"} | {f"{c}.md" for c in CHAPTERS if c not in chapters}
     for path in sorted(BOOK_DIR.rglob("*")):
         rel = path.relative_to(BOOK_DIR).parts
         if path.is_file() and rel[0] not in skipped and ".ipynb_checkpoints" not in rel:
@@ -395,13 +397,25 @@ def inputs_digest(chapters: Sequence[str]) -> str:
 
 def library_digest() -> str:
     """A hash of what the chapters import: ``course_lib``'s code and data (not the instructor's
-    grading tools, which no chapter runs)."""
+    grading tools nor the book's own build code, which no chapter runs)."""
     pkg = REPO_ROOT / "course_lib"
     h = hashlib.sha256()
     for path in sorted(pkg.rglob("*")):
         rel = path.relative_to(pkg)
-        if path.is_file() and "__pycache__" not in rel.parts and rel.parts[0] != "instructor":
+        if (
+            path.is_file()
+            and "__pycache__" not in rel.parts
+            and rel.parts[0] not in {"instructor", "authoring", "bookbuild.py"}
+        ):
             h.update(str(rel).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def extensions_digest() -> str:
+    """A hash of the book's own Sphinx extensions: this module and ``course_lib/authoring``."""
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    for path in sorted((REPO_ROOT / "course_lib" / "authoring").glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
 
@@ -474,48 +488,68 @@ def build(only: Sequence[str] | None = None, *, force: bool = False, quiet: bool
         if not force and is_up_to_date(chapters):
             if not quiet:
                 print(f"The book is up to date: {index}")
-            return index
-        prepare_exercise_pages(chapters)
-        toc_path = TOC_PATH
-        if len(chapters) < len(CHAPTERS):
-            toc_path = BUILD_DIR / "_toc.partial.yml"
-            toc_path.write_text(yaml.safe_dump(partial_toc(chapters), sort_keys=False))
-        digest = inputs_digest(chapters)
-        STAMP_PATH.unlink(missing_ok=True)
-        # A partial and a full build share the doctrees; switching between them must re-read
-        # every page so that the navigation is right, which `--all` forces.
-        previous = BUILD_DIR / ".bookbuild-last-selection"
-        selection = ",".join(chapters)
-        command = jupyter_book_command(toc_path)
-        stale = drop_stale_outputs()
-        if stale or not previous.is_file() or previous.read_text() != selection:
-            command.append("--all")
-        start = time.perf_counter()
-        result = subprocess.run(
-            command,
-            cwd=REPO_ROOT,
-            env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
-            capture_output=quiet,
-            text=True,
-        )
-        if result.returncode != 0:
-            detail = ""
-            if quiet:
-                detail = "\n" + _tail(result.stdout + result.stderr, 60)
-            raise BookBuildError(
-                f"jupyter-book failed (exit {result.returncode}); warnings count as errors. "
-                f"Reports of failing chapters are in {HTML_DIR / 'reports'}.{detail}"
-            )
-        previous.write_text(selection)
-        LIBRARY_STAMP_PATH.write_text(library_digest())
-        STAMP_PATH.write_text(
-            json.dumps(
-                {"digest": digest, "chapters": chapters, "seconds": time.perf_counter() - start}
-            )
-        )
+        else:
+            _build_english(chapters, quiet=quiet)
+        if len(chapters) == len(CHAPTERS):
+            # The Chinese edition (a full build only), from the execution cache just filled.
+            from course_lib.authoring import i18n
+
+            try:
+                i18n.build_zh(inputs_digest(chapters), force=force, quiet=quiet)
+            except i18n.TranslationError as err:
+                raise BookBuildError(str(err)) from err
     if not quiet:
         print(f"The book is at {index}")
     return index
+
+
+def _build_english(chapters: Sequence[str], *, quiet: bool) -> None:
+    """The English edition: jupyter-book runs the chapters whose cached outputs are stale."""
+    prepare_exercise_pages(chapters)
+    toc_path = TOC_PATH
+    if len(chapters) < len(CHAPTERS):
+        toc_path = BUILD_DIR / "_toc.partial.yml"
+        toc_path.write_text(yaml.safe_dump(partial_toc(chapters), sort_keys=False))
+    digest = inputs_digest(chapters)
+    STAMP_PATH.unlink(missing_ok=True)
+    # A partial and a full build share the doctrees; switching between them must re-read
+    # every page so that the navigation is right, which `--all` forces.
+    previous = BUILD_DIR / ".bookbuild-last-selection"
+    selection = ",".join(chapters)
+    command = jupyter_book_command(toc_path)
+    stale = drop_stale_outputs()
+    extensions = EXTENSIONS_STAMP_PATH.read_text() if EXTENSIONS_STAMP_PATH.is_file() else ""
+    # Sphinx re-writes only the pages whose source changed; a change to our own Sphinx
+    # extensions (this module, course_lib/authoring/) changes every page.
+    if (
+        stale
+        or not previous.is_file()
+        or previous.read_text() != selection
+        or extensions != extensions_digest()
+    ):
+        command.append("--all")
+    start = time.perf_counter()
+    result = subprocess.run(
+        command,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+        capture_output=quiet,
+        text=True,
+    )
+    if result.returncode != 0:
+        detail = ""
+        if quiet:
+            detail = "\n" + _tail(result.stdout + result.stderr, 60)
+        raise BookBuildError(
+            f"jupyter-book failed (exit {result.returncode}); warnings count as errors. "
+            f"Reports of failing chapters are in {HTML_DIR / 'reports'}.{detail}"
+        )
+    previous.write_text(selection)
+    LIBRARY_STAMP_PATH.write_text(library_digest())
+    EXTENSIONS_STAMP_PATH.write_text(extensions_digest())
+    STAMP_PATH.write_text(
+        json.dumps({"digest": digest, "chapters": chapters, "seconds": time.perf_counter() - start})
+    )
 
 
 def _tail(text: str, lines: int) -> str:

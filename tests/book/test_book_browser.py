@@ -3,11 +3,15 @@
 Chromium may only talk to the local server that serves the book (and read data: URLs); any
 other request is aborted and fails the page's test. Each page must show no console error and no
 failed request, render its math, load every image, and have working frame sliders; search must
-find "multi-head". Screenshots of three chapters go to test-artifacts/.
+find "multi-head". Every page of the Chinese edition (``zh/``) passes the same checks, shows its
+Chinese text in a CJK font, and its search finds every page that uses 注意力, 掩码 or 多头; the
+language switch leads to the same page in the other edition and back. Screenshots of three
+chapters go to test-artifacts/.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +30,10 @@ SCREENSHOT_CHAPTERS = ("01_tensors", "05_attention", "08_multi_head")
 
 def _page_names() -> list[str]:
     toc = bookbuild.partial_toc(book_chapters())
-    return bookbuild.toc_files(toc) + ["search", "genindex"]
+    names = bookbuild.toc_files(toc) + ["search", "genindex"]
+    if len(book_chapters()) == len(bookbuild.CHAPTERS):  # the Chinese edition: full builds
+        names += [f"zh/{name}" for name in names]
+    return names
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +129,16 @@ _PROSE_TEXT = """() => {
 }"""
 
 
+# Source code on the page (code cells and included course_lib code, not outputs) must fit its
+# block: a horizontal scroll bar hides the end of a line.
+_OVERFLOWING_CODE = """() => Array.from(document.querySelectorAll(
+    '.cell_input pre, div[class*="highlight-python"] pre, div[class*="highlight-ipython"] pre'))
+  .filter(pre => !pre.closest('.cell_output') && pre.offsetParent !== null
+                 && pre.scrollWidth > pre.clientWidth + 1)
+  .map(pre => pre.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b)
+                 .trim().slice(0, 70))"""
+
+
 @pytest.mark.parametrize("name", _page_names())
 def test_page_renders_offline(open_page, name):
     page, log = open_page(name)
@@ -145,10 +162,104 @@ def test_page_renders_offline(open_page, name):
             f"{name}: slider {i} does not change the figure"
         )
         assert caption.inner_text() != before_caption, f"{name}: slider {i} caption did not change"
+    if re.fullmatch(r"(zh/)?\d\d_\w+", name):  # chapters keep code to the code column
+        overflowing = page.evaluate(_OVERFLOWING_CODE)
+        assert overflowing == [], f"{name}: code lines wider than their block: {overflowing}"
+    if name.startswith("zh/") and name not in ("zh/search", "zh/genindex"):
+        fonts = _fonts_of_first_chinese_paragraph(page)
+        assert any("CJK" in f or f in _CJK_FALLBACKS for f in fonts), (
+            f"{name}: Chinese text drawn with {fonts}, not a CJK font"
+        )
     page.wait_for_timeout(100)  # let late console messages arrive
     assert log.blocked == [], f"{name} tried to reach the network: {log.blocked}"
     assert log.failed == [], f"{name}: failed requests {log.failed}"
     assert log.console_errors == [], f"{name}: console errors {log.console_errors}"
+
+
+_CJK_FALLBACKS = {
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Droid Sans Fallback",
+    "AR PL UMing CN",
+}
+
+
+def _fonts_of_first_chinese_paragraph(page) -> list[str]:
+    """The font families Chromium used to draw the first paragraph with Chinese text."""
+    found = page.evaluate(
+        """() => {
+      const p = Array.from(document.querySelectorAll('main p, article p'))
+        .find(e => /[\u4e00-\u9fff]/.test(e.textContent));
+      if (!p) return false;
+      p.id = 'cjk-probe';
+      return true;
+    }"""
+    )
+    assert found, "no paragraph with Chinese text"
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "#cjk-probe"})["nodeId"]
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    return [f["familyName"] for f in fonts if f.get("glyphCount", 0) > 0]
+
+
+def _zh_pages_with(word: str) -> set[str]:
+    from bs4 import BeautifulSoup
+
+    zh = bookbuild.HTML_DIR / "zh"
+    pages = set()
+    for name in bookbuild.toc_files(bookbuild.partial_toc(book_chapters())):
+        soup = BeautifulSoup((zh / f"{name}.html").read_text(encoding="utf-8"), "html.parser")
+        article = soup.select_one("article") or soup.body
+        for junk in article.select("pre, code, .math, script, style"):
+            junk.decompose()
+        if word in article.get_text():
+            pages.add(name)
+    return pages
+
+
+def _search_results(page) -> list[str]:
+    results = page.locator("#search-results ul.search li")
+    results.first.wait_for(timeout=20_000)
+    # Sphinx lists the results one by one; the title says "Search Results" when all are in.
+    page.wait_for_function(
+        "() => Search.title && Search.title.innerText === Documentation.gettext('Search Results')",
+        timeout=30_000,
+    )
+    return [results.nth(i).locator("a").first.get_attribute("href") for i in range(results.count())]
+
+
+@pytest.mark.parametrize("word", ["注意力", "掩码", "多头"])
+def test_chinese_search_finds_every_page_with_the_word(open_page, word):
+    if len(book_chapters()) != len(bookbuild.CHAPTERS):
+        pytest.skip("the Chinese edition is built with the whole book only")
+    page, log = open_page("zh/search", f"?q={word}")
+    found = {h.split("?")[0].split("#")[0].removesuffix(".html") for h in _search_results(page)}
+    expected = _zh_pages_with(word)
+    assert len(expected) >= 3
+    assert expected <= found, f"searching {word} misses {sorted(expected - found)}"
+    assert log.blocked == [] and log.failed == [] and log.console_errors == []
+
+
+def test_language_switch_round_trip(open_page, book_server):
+    if len(book_chapters()) != len(bookbuild.CHAPTERS):
+        pytest.skip("the Chinese edition is built with the whole book only")
+    page, log = open_page("appendix/glossary")
+    page.locator(".course-language-switch a").click()
+    page.wait_for_load_state("load")
+    assert page.url == f"{book_server}/zh/appendix/glossary.html"
+    assert "术语表" in page.locator("h1").first.inner_text()
+    page.locator(".course-language-switch a").click()
+    page.wait_for_load_state("load")
+    assert page.url == f"{book_server}/appendix/glossary.html"
+    # An English glossary entry leads to the same entry in the Chinese edition.
+    page.locator("#term-attention a.course-zh-link").click()
+    page.wait_for_load_state("load")
+    assert page.url == f"{book_server}/zh/appendix/glossary.html#term-attention"
+    assert "注意力" in page.locator("#term-attention").inner_text()
+    assert log.console_errors == [] and log.blocked == []
 
 
 def test_search_finds_multi_head(open_page):
