@@ -49,7 +49,7 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
         raise TypeError(
             "softmax needs a floating-point "
             f"tensor, got {x.dtype}; use x.float()"
-        )  # fmt: skip
+        )
     row_max = x.amax(dim=dim, keepdim=True)
     # An all -inf row has max -inf, and -inf - (-inf) is NaN: shift such
     # rows by 0 instead.
@@ -91,12 +91,12 @@ def attention_weights(
         raise ValueError(
             "pass attn_mask or is_causal, not "
             "both (combine_masks joins masks)"
-        )  # fmt: skip
+        )
     if query.size(-1) != key.size(-1):
         raise ValueError(
             "query and key must have the same last dim "
             f"Dh, got {query.size(-1)} and {key.size(-1)}"
-        )  # fmt: skip
+        )
     T, S = query.size(-2), key.size(-2)
     # Dot products of Dh unit-variance terms have variance Dh; dividing by
     # sqrt(Dh) brings it back to 1 so the softmax does not saturate into a
@@ -111,7 +111,7 @@ def attention_weights(
         if (
             broadcast_shape(attn_mask.shape, scores.shape)
             != tuple(scores.shape)
-        ):  # fmt: skip
+        ):
             raise ValueError(
                 f"attn_mask of shape {tuple(attn_mask.shape)} "
                 "does not broadcast to the scores "
@@ -151,7 +151,7 @@ def scaled_dot_product_attention(
         raise ValueError(
             "key and value must have the same length "
             f"S, got {key.size(-2)} and {value.size(-2)}"
-        )  # fmt: skip
+        )
     # (B, H, T, S)
     weights = attention_weights(
         query,

@@ -98,13 +98,13 @@ def fit_power_law(
         raise ValueError("a line needs at least two different sizes")
     if not (
         np.all(np.isfinite(sizes_arr)) and np.all(np.isfinite(times_arr))
-    ):  # fmt: skip
+    ):
         raise ValueError("sizes and times must be finite numbers")
     if np.any(sizes_arr <= 0) or np.any(times_arr <= 0):
         raise ValueError(
             "sizes and times must be positive: "
             "the fit takes their logarithms"
-        )  # fmt: skip
+        )
     slope, intercept = np.polyfit(
         np.log(sizes_arr),
         np.log(times_arr),

@@ -140,7 +140,7 @@ def most_similar(
         raise ValueError(
             f"k must be in [1, {available}] "
             f"(V minus excluded rows), got {k}"
-        )  # fmt: skip
+        )
     # (..., 1, D) vs (V, D) -> (..., V)
     scores = cosine_similarity(query.unsqueeze(-2), weight)
     if exclude:
@@ -324,7 +324,7 @@ def pca_2d(weight: Tensor) -> Tensor:
         raise ValueError(
             "weight must be (V, D) with V, D "
             f">= 2, got {tuple(weight.shape)}"
-        )  # fmt: skip
+        )
     centered = weight - weight.mean(dim=0, keepdim=True)  # (V, D)
     # U: (V, r), S: (r,)
     U, S, _ = torch.linalg.svd(centered, full_matrices=False)

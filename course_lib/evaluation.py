@@ -246,7 +246,7 @@ def get_entities(tags: list[str]) -> list[tuple[str, int, int]]:
         raise TypeError(
             "tags must be a list of tag strings, "
             "not one string; use tags.split()"
-        )  # fmt: skip
+        )
     entities = []
     # (type, start) of the entity being read
     current: tuple[str, int] | None = None
@@ -256,7 +256,7 @@ def get_entities(tags: list[str]) -> list[tuple[str, int, int]]:
             prefix == "I"
             and current is not None
             and current[0] == entity_type
-        ):  # fmt: skip
+        ):
             continue  # the open entity goes on
         if current is not None:
             entities.append((current[0], current[1], i - 1))

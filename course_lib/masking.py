@@ -81,7 +81,7 @@ def padding_mask(attention_mask: Tensor) -> Tensor:
     ):
         raise ValueError(
             "attention_mask must hold only 0 (padding) and 1 (real token)"
-        )  # fmt: skip
+        )
     return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, S)
 
 
@@ -105,7 +105,7 @@ def combine_masks(*masks: Tensor | None) -> Tensor:
         raise ValueError(
             "combine_masks got no mask (all None); "
             "pass attn_mask=None to attention instead"
-        )  # fmt: skip
+        )
     for m in present:
         if m.dtype != torch.bool:
             raise TypeError(

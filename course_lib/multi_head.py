@@ -49,7 +49,7 @@ def merge_heads(x: Tensor) -> Tensor:
         raise ValueError(
             "merge_heads expects (B, H, T, Dh), "
             f"got shape {tuple(x.shape)}"
-        )  # fmt: skip
+        )
     B, H, T, Dh = x.shape
     # transpose makes the memory non-contiguous, so reshape (which copies)
     # rather than view
@@ -113,7 +113,7 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(
                 "a 3-D attn_mask is ambiguous; pass (T, S) "
                 "or 4-D (B, 1, T, S): use mask[:, None]"
-            )  # fmt: skip
+            )
         H = self.num_heads
         q = split_heads(self.q_proj(query), H)  # (B, H, T, Dh)
         k = split_heads(self.k_proj(key), H)  # (B, H, S, Dh)
@@ -151,12 +151,12 @@ def load_torch_mha(
         raise ValueError(
             "torch_mha has kdim/vdim != embed_dim; "
             "only equal widths are supported"
-        )  # fmt: skip
+        )
     if torch_mha.bias_k is not None or torch_mha.add_zero_attn:
         raise ValueError(
             "add_bias_kv and add_zero_attn are "
             "not supported; build torch_mha without"
-        )  # fmt: skip
+        )
     torch_has_bias = torch_mha.in_proj_bias is not None
     if torch_has_bias != (module.q_proj.bias is not None):
         raise ValueError(

@@ -69,7 +69,7 @@ def mask_tokens(
         raise TypeError(
             "input_ids must be integer token "
             f"ids, got dtype {input_ids.dtype}"
-        )  # fmt: skip
+        )
     if not 0.0 <= mlm_probability <= 1.0:
         raise ValueError(
             f"mlm_probability must be in [0, 1], got {mlm_probability}",
@@ -108,7 +108,7 @@ def mask_tokens(
     indices_replaced = (
         torch.bernoulli(replace, generator=generator).bool()
         & masked_indices
-    )  # fmt: skip
+    )
     inputs[indices_replaced] = mask_token_id
 
     # half of the remaining 20 %: a random token, so the model cannot trust
@@ -232,23 +232,23 @@ def few_shot_prompt(
         raise ValueError(
             "template must contain the fields "
             f"{{input}} and {{output}}, got {template!r}"
-        )  # fmt: skip
+        )
     if (
         isinstance(examples, tuple)
         and len(examples) == 2
         and isinstance(examples[0], str)
-    ):  # fmt: skip
+    ):
         raise TypeError(
             "examples must be a list of "
             "(input, output) pairs; wrap one pair in [ ]"
-        )  # fmt: skip
+        )
     blocks = [instruction.strip()] if instruction.strip() else []
     for n, example in enumerate(examples):
         if len(example) != 2:
             raise ValueError(
                 f"example {n} must be an "
                 f"(input, output) pair, got {example!r}"
-            )  # fmt: skip
+            )
         blocks.append(template.format(input=example[0], output=example[1]))
     # find where {output} lands even if the template escapes braces
     marker = "\x00OUTPUT\x00"
@@ -318,7 +318,7 @@ class TinyMaskedLM(nn.Module):
             raise ValueError(
                 f"sequence length {T} exceeds "
                 f"max_len={self.max_len}; truncate it"
-            )  # fmt: skip
+            )
         positions = torch.arange(T, device=input_ids.device)  # (T,)
         x = self.tok_emb(input_ids) + self.pos_emb(positions)  # (B, T, D)
         mask = None

@@ -46,7 +46,7 @@ def linear(
         raise ValueError(
             "weight must be 2-D (out, in), "
             f"got shape {tuple(weight.shape)}"
-        )  # fmt: skip
+        )
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(
             "x's last dimension must equal weight.shape[1] "
@@ -59,7 +59,7 @@ def linear(
             raise ValueError(
                 f"bias must have shape ({weight.shape[0]},), "
                 f"got {tuple(bias.shape)}"
-            )  # fmt: skip
+            )
         out = out + bias  # (out,) broadcasts over every leading dimension
     return out
 
@@ -94,7 +94,7 @@ def mse_loss_and_grad(
         raise ValueError(
             "mse of an empty tensor is "
             "undefined: pass at least one element"
-        )  # fmt: skip
+        )
     diff = pred - target
     n = diff.numel()
     loss = (diff * diff).sum() / n
@@ -178,14 +178,14 @@ def sgd_step(
         raise ValueError(
             f"got {len(params)} params but "
             f"{len(grads)} grads; pass one per param"
-        )  # fmt: skip
+        )
     new_params = []
     for i, (p, g) in enumerate(zip(params, grads)):
         if p.shape != g.shape:
             raise ValueError(
                 f"param {i} has shape {tuple(p.shape)} "
                 f"but its grad has {tuple(g.shape)}"
-            )  # fmt: skip
+            )
         new_params.append(p.detach() - lr * g.detach())
     return new_params
 
@@ -232,7 +232,7 @@ def train_linear_regression(
         raise ValueError(
             "batch_size must be >= 1 and epochs "
             f">= 0, got {batch_size}, {epochs}"
-        )  # fmt: skip
+        )
     n, in_features = x.shape
     out_features = y.shape[1]
     weight = torch.zeros(out_features, in_features, dtype=x.dtype)

@@ -51,7 +51,7 @@ def normalize(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text)
     no_accents = "".join(
         ch for ch in decomposed if unicodedata.category(ch) != "Mn"
-    )  # fmt: skip
+    )
     # split() with no argument eats any whitespace
     return " ".join(no_accents.lower().split())
 
@@ -224,7 +224,7 @@ def merge(ids: list[int], pair: tuple[int, int], idx: int) -> list[int]:
             i < len(ids) - 1
             and ids[i] == pair[0]
             and ids[i + 1] == pair[1]
-        ):  # fmt: skip
+        ):
             out.append(idx)
             i += 2
         else:
@@ -250,7 +250,7 @@ def bpe_train(text: str, vocab_size: int) -> dict[tuple[int, int], int]:
         raise ValueError(
             "vocab_size must be at least 256 "
             f"(one id per byte), got {vocab_size}"
-        )  # fmt: skip
+        )
     ids = list(text.encode("utf-8"))
     merges: dict[tuple[int, int], int] = {}
     for idx in range(256, vocab_size):

@@ -280,7 +280,7 @@ def count_parameters(
         p.numel()
         for p in module.parameters()
         if p.requires_grad or not trainable_only
-    )  # fmt: skip
+    )
 
 
 def _check_torch_layer(
