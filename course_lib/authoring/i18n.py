@@ -34,8 +34,10 @@ runs), ``check`` (the drift check, exit 1 on a problem), ``build`` (the Chinese 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import html
+import io
 import json
 import os
 import re
@@ -268,7 +270,8 @@ def update_catalogues(*, quiet: bool = False) -> list[str]:
     from sphinx_intl import basic
 
     pot_dir = extract(quiet=True)
-    basic.update(str(LOCALE_DIR), str(pot_dir), (LANGUAGE,), line_width=100)
+    with contextlib.redirect_stdout(io.StringIO()):  # one "Not Changed: ..." line per page
+        basic.update(str(LOCALE_DIR), str(pot_dir), (LANGUAGE,), line_width=100)
     # Messages the English pages no longer have would only grow the files: drop them. Babel
     # flags "85 % of" as a Python format string, which a translation cannot match: the
     # messages are Markdown, so no entry is a format string.
