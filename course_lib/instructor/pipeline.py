@@ -7,6 +7,8 @@ Layout of SUBMISSIONS (a folder or a ``.zip`` of one), as nbgrader's ``submitted
   folder under SUBMISSIONS (a folder that cannot be graded gets a row that says why:
   ``invalid_id``, ``refused_link``, ``missing``);
 - ``feedback/<student_id>/<assignment_id>.html`` — per-test results, visible tests only;
+  written as each result arrives (``grades.csv``, the report and the gradebook, which need the
+  whole class, are written once at the end, the gradebook in bulk);
 - ``report.html`` — histograms and the most failed tests;
 - ``.state/<student_id>__<assignment_id>.json`` — one result per submission, written
   atomically as soon as it is known and keyed by a hash of everything that decides a grade
