@@ -13,7 +13,7 @@ alone: ``.venv/bin/python benchmarks/dask_scaling.py [--quick]``):
 3. **A class of 12,000.** The whole ``course grade`` pipeline (discovery, state keys, the bytes
    sent, each result's atomic state file, then grades.csv, feedback, report and gradebook) on
    12,000 submissions, with a fake grading task that sleeps the per-notebook time measured in 1
-   and returns a real result, on a LocalCluster with many threads, at a rate of results per
+   and returns a real result, on a real `dask scheduler` and 2 `dask worker` processes with many threads, at a rate of results per
    second above what 50 workers of 2 cores would deliver. The run's time not spent in the
    sleeping tasks (``1 - ideal / wall``) is the client's bookkeeping, Dask's scheduling and the
    output writing together; required: at most 10 %.
@@ -53,6 +53,8 @@ MAX_CLIENT_SHARE = 0.10  # of the simulated class's run
 PROJECTED_WORKERS = (1, 10, 50)
 CORES_PER_WORKER = 2
 TITLE = "6. Grading on a Dask cluster"
+CLASS_SIZE = 12_000  # the projection's class
+PROJECTION = BENCH_DIR / "dask_projection.md"  # read by book/appendix/instructors_scale.md
 
 
 def _free_port() -> int:
@@ -62,9 +64,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def dask_processes(n_workers: int, log_dir: Path) -> Iterator[str]:
-    """A ``dask scheduler`` and ``n_workers`` ``dask worker --nthreads 1`` on 127.0.0.1, warmed
-    up; yields the scheduler's address and stops them all on exit."""
+def dask_processes(n_workers: int, log_dir: Path, nthreads: int = 1) -> Iterator[str]:
+    """A ``dask scheduler`` and ``n_workers`` ``dask worker --nthreads NTHREADS`` on 127.0.0.1,
+    warmed up; yields the scheduler's address and stops them all on exit."""
     from distributed import Client
 
     dask = str(Path(sys.executable).parent / "dask")
@@ -84,7 +86,10 @@ def dask_processes(n_workers: int, log_dir: Path) -> Iterator[str]:
             [dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1]],
         )
         for i in range(n_workers):
-            start(f"worker{i}", [dask, "worker", address, "--nthreads", "1", "--no-nanny"])
+            start(
+                f"worker{i}",
+                [dask, "worker", address, "--nthreads", str(nthreads), "--no-nanny"],
+            )
         client = Client(address, timeout=60, set_as_default=False)
         try:
             client.wait_for_workers(n_workers, timeout=120)
@@ -230,7 +235,9 @@ def measure_class(
     n: int, rate: float, seconds: float, work: Path, log: Callable[[str], None]
 ) -> dict[str, float]:
     """The pipeline on ``n`` submissions at ``rate`` results per second, each task sleeping
-    ``seconds``: threads = rate × seconds, over 2 worker processes."""
+    ``seconds``: threads = rate × seconds, over 2 ``dask worker`` processes. The scheduler is a
+    ``dask scheduler`` process of its own, as on a cluster (a LocalCluster's scheduler would
+    share the client's process and its interpreter lock, which no real class run does)."""
     import make_corpus
 
     from course_lib.instructor import pipeline
@@ -249,9 +256,11 @@ def measure_class(
     threads = max(2, round(rate * seconds / 2))
     log(f"  {n} submissions, {seconds:.2f} s each, 2 processes x {threads} threads")
     lines: list[str] = []
-    with DaskRunner(
-        "local:2", task_fn=_fake_task(seconds, result), threads_per_worker=threads
-    ) as runner:
+    with (
+        dask_processes(2, work, nthreads=threads) as address,
+        DaskRunner(address, task_fn=_fake_task(seconds, result)) as runner,
+    ):
+        runner.check_workers(lines.append)  # torch imported on each worker, as a long run has
         timed = _Timed(runner)
         cpu0 = time.process_time()
         start = time.perf_counter()
@@ -284,12 +293,48 @@ def measure_class(
 # ---------------------------------------------------------------------------------------------
 
 
-def measure(*, quick: bool = False, log: Callable[[str], None] = print) -> dict:
+def projection_table(projection: dict[int, float], per_nb: float, sim: dict, context: str) -> str:
+    """The book's table (``dask_projection.md``): projected wall time per cluster size, and
+    what it was computed from."""
+
+    def human(seconds: float) -> str:
+        if seconds >= 5400:
+            return f"{seconds / 3600:.1f} h"
+        return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+    rows = "\n".join(f"| {w} | {2 * w} | {human(projection[w])} |" for w in sorted(projection))
+    return (
+        f"| workers of {CORES_PER_WORKER} cores | notebooks graded at once | projected wall "
+        f"time for {CLASS_SIZE:,} notebooks |\n| ---: | ---: | ---: |\n{rows}\n\n"
+        f"Computed by `benchmarks/dask_scaling.py` from what it measured: {per_nb:.2f} s per "
+        "notebook of chapter 5 on one `dask worker` (a real scheduler, honest submissions, "
+        "Dask's per-task cost included), divided over the cores, plus the client's own time "
+        f"in a simulated class of {sim['n']:,}: {sim['before_first']:.1f} s before the first "
+        f"task and {sim['after_last']:.1f} s after the last result, while it kept up with "
+        f"{sim['rate']:.0f} results per second (50 workers of 2 cores deliver about "
+        f"{2 * 50 / per_nb:.0f}). {context}\n"
+    )
+
+
+def measure(
+    *,
+    quick: bool = False,
+    log: Callable[[str], None] = print,
+    projection_path: Path | None = None,
+) -> dict:
+    """Run the three measurements; write the projection table to ``projection_path``
+    (default: :data:`PROJECTION` for a full run, a temporary folder for ``quick``)."""
+    import datetime
+
     from tables import paired_ratios, summarize
+
+    load_start = os.getloadavg()
 
     # The tasks below are this module's functions: worker processes import it by name.
     path_before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BENCH_DIR), path_before) if p)
+    seed_before = os.environ.get("COURSE_GRADING_SEED")
+    os.environ["COURSE_GRADING_SEED"] = seed_before or "4242"  # `course grade` requires one
     n_subs, rounds, n_tiny, n_class, rate = EFFORT["quick" if quick else "full"]
     work = Path(tempfile.mkdtemp(prefix="bench-dask-"))
     try:
@@ -307,6 +352,8 @@ def measure(*, quick: bool = False, log: Callable[[str], None] = print) -> dict:
             del os.environ["PYTHONPATH"]
         else:
             os.environ["PYTHONPATH"] = path_before
+        if seed_before is None:
+            del os.environ["COURSE_GRADING_SEED"]
     speed = summarize(paired_ratios(s["dask, 1 worker"], s["dask, 2 workers"]))
     vs_jobs = summarize(paired_ratios(s["dask, 2 workers"], s["--jobs 2"]))
     overhead_ms = 1000 * (over["dask"] - over["pool"])
@@ -336,14 +383,27 @@ def measure(*, quick: bool = False, log: Callable[[str], None] = print) -> dict:
             "note": "includes starting its 2 grader processes",
         },
     ]
-    # Projection: the client's fixed costs (before the first task, after the last result, per
-    # submission from the simulation) plus the grading at the 1-worker rate, 2 cores per worker.
-    fixed_per_sub = (sim["before_first"] + sim["after_last"]) / sim["n"]
-    per_core = per_nb_1  # one worker process grades one notebook at a time on one core
+    # Projection: the client's fixed costs (before the first task and after the last result,
+    # scaled to the class from the simulation) plus the grading at the 1-worker rate (one worker
+    # process grades one notebook at a time on one core), 2 cores per worker.
+    fixed = (sim["before_first"] + sim["after_last"]) * CLASS_SIZE / sim["n"]
     projection = {
-        w: 12_000 * per_core / (w * CORES_PER_WORKER) + 12_000 * fixed_per_sub
-        for w in PROJECTED_WORKERS
+        w: CLASS_SIZE * per_nb_1 / (w * CORES_PER_WORKER) + fixed for w in PROJECTED_WORKERS
     }
+    load_end = os.getloadavg()
+    context = (
+        f"Measured on {datetime.datetime.now(datetime.UTC):%Y-%m-%d}, {os.cpu_count()} cores, "
+        f"load average {load_start[0]:.1f} at the start and {load_end[0]:.1f} at the end."
+    )
+    if projection_path is None:
+        projection_path = (
+            Path(tempfile.gettempdir()) / "course-bench" / PROJECTION.name if quick else PROJECTION
+        )
+    projection_path.parent.mkdir(parents=True, exist_ok=True)
+    projection_path.write_text(
+        projection_table(projection, per_nb_1, sim, context), encoding="utf-8"
+    )
+    log(f"  wrote {projection_path}")
     facts = [
         f"2 workers over 1: {speed['median']:.2f}× (IQR {speed['iqr']:.2f}); "
         f"Dask with 2 workers over `--jobs 2`: {1 / vs_jobs['median']:.2f}× the rate.",
@@ -355,7 +415,7 @@ def measure(*, quick: bool = False, log: Callable[[str], None] = print) -> dict:
         f"{100 * share:.1f} % (before the first task {sim['before_first']:.1f} s, after the last "
         f"result {sim['after_last']:.1f} s: grades.csv, feedback, report, gradebook); client CPU "
         f"{sim['client_cpu']:.0f} s.",
-        "projected wall time of 12,000 notebooks at "
+        f"projected wall time of {CLASS_SIZE:,} notebooks at "
         f"{per_nb_1:.2f} s per notebook per core: "
         + ", ".join(
             f"{w} worker(s) of 2 cores {projection[w] / 3600:.2f} h" for w in PROJECTED_WORKERS

@@ -17,7 +17,9 @@ Either way:
 - a worker that dies mid-task costs nothing but time: the scheduler runs the task again on
   another worker (``distributed.scheduler.allowed-failures``), and a task that raised is retried
   (``retries=``). A submission is never recorded as the student's crash because a machine died:
-  one that no worker could finish is left ungraded, and the run ends with a message to re-run.
+  one that no worker could finish (``KilledWorker``, or a task that raised outside the
+  student's sandbox every time) gets a ``grader_error`` row, as a grader fault of ``--jobs``
+  does: not stored, so the next run grades it again, and ``course grade`` exits with status 3.
 """
 
 from __future__ import annotations
@@ -445,21 +447,22 @@ class DaskRunner:
         run = uuid.uuid4().hex[:8]  # this run's keys: never shared with another client's
         futures: dict[Any, dict] = {}
 
-        def submit() -> Any:
-            task = next(queue, None)
-            if task is None:
-                return None
-            fut = self.client.submit(
+        def submit(n: int) -> list[Any]:
+            """The next ``n`` tasks, sent in one message (not one round trip each)."""
+            tasks = [t for t in (next(queue, None) for _ in range(n)) if t is not None]
+            if not tasks:
+                return []
+            batch = self.client.map(
                 self.task_fn,
-                _payload(task, path_sha, wanted),
-                key=f"grade-{task['student_id']}-{task['assignment_id']}-{run}",
+                [_payload(t, path_sha, wanted) for t in tasks],
+                key=[f"grade-{t['student_id']}-{t['assignment_id']}-{run}" for t in tasks],
                 retries=RETRIES,
                 pure=False,
             )
-            futures[fut] = task
-            return fut
+            futures.update(zip(batch, tasks, strict=True))
+            return batch
 
-        first = [f for f in (submit() for _ in range(window)) if f is not None]
+        first = submit(window)
         try:
             yield from self._collect(first, futures, submit, len(todo), log)
         finally:  # an interrupted client leaves no work behind
@@ -471,43 +474,43 @@ class DaskRunner:
         self,
         first: list[Any],
         futures: dict[Any, dict],
-        submit: Callable[[], Any],
+        submit: Callable[[int], list[Any]],
         total: int,
         log: Callable[[str], None],
     ) -> Iterator[tuple[dict, dict]]:
+        """Results as they arrive, in batches (whatever finished since the last look): each
+        batch's results are gathered with it, and as many new tasks go out in one message. A
+        task that failed on the workers (it raised outside the student's sandbox after its
+        retries, or workers died under it ``allowed-failures`` times) is that submission's
+        ``grader_error`` row: never a grade, never stored, re-graded by the next run."""
         from distributed import as_completed
 
-        done, failed = 0, []
-        stream = as_completed(first, loop=self.client.loop)
-        for fut in stream:
-            task = futures.pop(fut)
-            ident = f"{task['student_id']}/{task['assignment_id']}"
-            try:
-                result = fut.result()
-            except (cf.CancelledError, OSError) as exc:
-                if self.client.status in ("closing", "closed", "connecting"):
-                    raise SchedulerError(
-                        f"lost the Dask scheduler at {self.scheduler} after {done} results "
-                        "(each saved): start it again and re-run the same command to resume"
-                    ) from exc
-                failed.append(f"{ident} ({type(exc).__name__}: {exc})")
-            except Exception as exc:  # noqa: BLE001 - a worker's failure is not the student's
-                failed.append(f"{ident} ({type(exc).__name__}: {exc})")
-                log(f"[{done}/{total}] {ident}: not graded: {type(exc).__name__}: {exc}")
-            else:
+        from course_lib.instructor.pipeline import fault_result
+
+        done = 0
+        stream = as_completed(first, loop=self.client.loop, with_results=True, raise_errors=False)
+        for batch in stream.batches():
+            for fut, value in batch:
+                task = futures.pop(fut)
+                ident = f"{task['student_id']}/{task['assignment_id']}"
+                status = fut.status
+                fut.release()
+                if status == "cancelled" or isinstance(value, cf.CancelledError):
+                    if self.client.status in ("closing", "closed", "connecting"):
+                        raise SchedulerError(
+                            f"lost the Dask scheduler at {self.scheduler} after {done} results "
+                            "(each saved): start it again and re-run the same command to resume"
+                        )
+                    result = fault_result(task, "its Dask task was cancelled")
+                elif status == "error":
+                    exc = value[1] if isinstance(value, tuple) else value
+                    result = fault_result(task, f"on the Dask workers: {type(exc).__name__}: {exc}")
+                else:
+                    result = value
                 done += 1
                 log(
                     f"[{done}/{total}] {ident}: {result['score']:g}/{result['max_score']:g} "
                     f"{result['status_text']}"
                 )
                 yield task, result
-            finally:
-                fut.release()
-            nxt = submit()
-            if nxt is not None:
-                stream.add(nxt)
-        if failed:
-            raise SchedulerError(
-                f"{len(failed)} submission(s) could not be graded on any worker (every other "
-                f"result is saved; re-run the same command to retry them): {'; '.join(failed[:5])}"
-            )
+            stream.update(submit(len(batch)))

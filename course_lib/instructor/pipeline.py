@@ -7,6 +7,8 @@ Layout of SUBMISSIONS (a folder or a ``.zip`` of one), as nbgrader's ``submitted
   folder under SUBMISSIONS (a folder that cannot be graded gets a row that says why:
   ``invalid_id``, ``refused_link``, ``missing``);
 - ``feedback/<student_id>/<assignment_id>.html`` — per-test results, visible tests only;
+  written as each result arrives (``grades.csv``, the report and the gradebook, which need the
+  whole class, are written once at the end, the gradebook in bulk);
 - ``report.html`` — histograms and the most failed tests;
 - ``.state/<student_id>__<assignment_id>.json`` — one result per submission, written
   atomically as soon as it is known and keyed by a hash of everything that decides a grade
@@ -390,6 +392,7 @@ def grade(
                 saved = json.loads(state.read_text(encoding="utf-8"))
                 if saved.get("key") == key and saved["result"]["status"] != "grader_error":
                     results[(e.student, e.assignment)] = saved["result"]
+                    _scrub_seed([saved["result"]], seed)
                     continue
             module = CHAPTER_MODULES.get(e.assignment)
             todo.append(
@@ -411,26 +414,25 @@ def grade(
         )
 
         def record(task: dict, result: dict) -> None:
+            """Each result as it arrives: its state file (atomically), then its feedback page,
+            so that the end of the run writes only the class-wide files."""
             results[(task["student_id"], task["assignment_id"])] = result
             if result["status"] != "grader_error":  # a fault is never a grade
                 write_atomic(
                     Path(task["state"]), json.dumps({"key": task["key"], "result": result})
                 )
+            _scrub_seed([result], seed)
+            _write_feedback(out, result, parsed)
 
+        for r in results.values():  # the rows known before grading: unchanged or not gradable
+            _write_feedback(out, r, parsed)
         if runner is not None:
             for task, result in runner(todo, log):
                 record(task, result)
         else:
             _run_pool(todo, jobs, log, record)
         ordered = [results[(e.student, e.assignment)] for e in entries]
-        _scrub_seed(ordered, seed)
         write_csv(out / "grades.csv", ordered)
-        for r in ordered:
-            if r["assignment_id"] in parsed and r["status"] not in ("invalid_id",):
-                html = report.feedback_html(r, parsed[r["assignment_id"]])
-                write_atomic(
-                    out / "feedback" / r["student_id"] / f"{r['assignment_id']}.html", html
-                )
         in_book = [
             r for r in ordered if r["assignment_id"] in parsed and r["status"] != "invalid_id"
         ]
@@ -459,6 +461,17 @@ def summary(results: list[dict]) -> str:
         f"{counts[s]} {s}" for s in sorted(counts, key=lambda s: (order.get(s, len(order)), s))
     )
     return f"{len(results)} rows ({parts})"
+
+
+def _write_feedback(out: Path, result: dict, parsed: dict[str, nbk.SourceAssignment]) -> None:
+    """``OUT/feedback/<student>/<assignment>.html``, for a row of an assignment in the book."""
+    from course_lib.instructor import report
+
+    if result["assignment_id"] in parsed and result["status"] != "invalid_id":
+        html = report.feedback_html(result, parsed[result["assignment_id"]])
+        write_atomic(
+            out / "feedback" / result["student_id"] / f"{result['assignment_id']}.html", html
+        )
 
 
 def _scrub_seed(results: list[dict], seed: str) -> None:
@@ -578,7 +591,10 @@ def _plain_result(entry: Entry, source: nbk.SourceAssignment | None) -> dict:
 
 def fault_result(task: dict, why: str) -> dict:
     """The row of a submission the grader failed on (after its retries): no grade."""
-    source = nbk.load_source(Path(task["source"]), task["assignment_id"])
+    key = task["source"]
+    if key not in _sources:
+        _sources[key] = nbk.load_source(Path(key), task["assignment_id"])
+    source = _sources[key]
     text = f"the grader failed, not your code ({why}); it will be graded again"
     return {
         "student_id": task["student_id"],

@@ -32,9 +32,24 @@ def _page(title: str, body: str) -> str:
     )
 
 
+_TESTS_HTML: dict[int, tuple[SourceAssignment, str]] = {}  # id(source) -> (source, html)
+
+
+def _visible_tests_html(source: SourceAssignment) -> str:
+    """The visible part of every test of ``source``: the same for every student, made once."""
+    known = _TESTS_HTML.get(id(source))
+    if known is None or known[0] is not source:
+        text = "".join(
+            f"<h3>{html.escape(c.grade_id)}</h3><pre>{html.escape(c.visible.strip())}</pre>"
+            "<p><em>Hidden tests are run too; they are not shown.</em></p>"
+            for c in source.tests
+        )
+        known = _TESTS_HTML[id(source)] = (source, text)
+    return known[1]
+
+
 def feedback_html(result: dict, source: SourceAssignment) -> str:
     """One student's feedback: no hidden test source, no solution, only their code."""
-    visible = {c.grade_id: c.visible for c in source.tests}
     rows = []
     for cell in result["cells"]:
         status = cell["status"]
@@ -44,11 +59,7 @@ def feedback_html(result: dict, source: SourceAssignment) -> str:
             f"{html.escape(status)}</td><td>{cell['points']:g} / {cell['max_points']:g}</td>"
             f"<td><pre>{html.escape(message)}</pre></td></tr>"
         )
-    tests = "".join(
-        f"<h3>{html.escape(gid)}</h3><pre>{html.escape(src.strip())}</pre>"
-        "<p><em>Hidden tests are run too; they are not shown.</em></p>"
-        for gid, src in visible.items()
-    )
+    tests = _visible_tests_html(source)
     code = "".join(
         f"<h3>{html.escape(gid)}</h3><pre>{html.escape(src)}</pre>"
         for gid, src in result.get("student_code", {}).items()

@@ -301,3 +301,77 @@ def test_concurrent_exports_to_one_postgresql_gradebook(postgres: str, tmp_path:
         assert proc.returncode == 0, err
     got = {(r["assignment"], r["student_id"]): r["score"] for r in export.read_gradebook(postgres)}
     assert got == pytest.approx(expected)
+
+
+def _write_with_nbgraders_api(db_url: str, results: list[dict]) -> None:
+    """The reference: nbgrader's own per-object calls, one submission at a time."""
+    export.write_gradebook(db_url, [], {ASSIGNMENT: SOURCE})  # assignment, notebook, cells
+    gb = export._gradebook(db_url)
+    try:
+        for r in results:
+            sid = r["student_id"]
+            gb.update_or_create_student(sid)
+            gb.update_or_create_submission(ASSIGNMENT, sid)
+            for cell in r["cells"]:
+                grade = gb.find_grade(cell["grade_id"], ASSIGNMENT, ASSIGNMENT, sid)
+                grade.auto_score = float(cell["points"])
+                grade.needs_manual_grade = False
+            gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, sid).flagged = bool(r["flags"])
+            gb.db.commit()
+    finally:
+        gb.close()
+
+
+def _dump(db_url: str) -> dict:
+    """Every row a submission has in the gradebook, by student and cell name (not by uuid)."""
+    from nbgrader import api as nb
+
+    gb = export._gradebook(db_url)
+    try:
+
+        def owner(notebook) -> str:
+            return notebook.assignment.student.id
+
+        return {
+            "grades": sorted(
+                (owner(g.notebook), g.cell.name, g.auto_score, g.needs_manual_grade)
+                for g in gb.db.query(nb.Grade)
+            ),
+            "comments": sorted((owner(c.notebook), c.cell.name) for c in gb.db.query(nb.Comment)),
+            "flags": sorted((owner(n), n.flagged) for n in gb.db.query(nb.SubmittedNotebook)),
+            "scores": export.read_gradebook(db_url),
+        }
+    finally:
+        gb.close()
+
+
+def test_bulk_gradebook_write_gives_the_rows_of_nbgraders_api(tmp_path: Path) -> None:
+    first = [_result("alice", len(SOURCE.tests), []), _result("bob", 1, ["monkeypatch:x"])]
+    # A re-grade updates bob (all passed, no flag) and adds carol.
+    second = [_result("bob", len(SOURCE.tests), []), _result("carol", 0, ["similar:alice"])]
+    ours, theirs = f"sqlite:///{tmp_path / 'ours.db'}", f"sqlite:///{tmp_path / 'theirs.db'}"
+    export.write_gradebook(ours, first, {ASSIGNMENT: SOURCE})
+    _write_with_nbgraders_api(theirs, first)
+    assert _dump(ours) == _dump(theirs)
+    export.write_gradebook(ours, second, {ASSIGNMENT: SOURCE})
+    _write_with_nbgraders_api(theirs, second)
+    after = _dump(ours)
+    assert after == _dump(theirs)
+    scores = {r["student_id"]: (r["score"], r["flagged"]) for r in after["scores"]}
+    assert scores == {
+        "alice": (pytest.approx(SOURCE.max_score), False),
+        "bob": (pytest.approx(SOURCE.max_score), False),
+        "carol": (0.0, True),
+    }
+    assert len(after["grades"]) == 3 * len(SOURCE.tests)  # one per student and test, no more
+
+
+def test_a_result_with_a_test_the_source_lacks_is_refused_and_nothing_written(
+    tmp_path: Path,
+) -> None:
+    db = f"sqlite:///{tmp_path / 'g.db'}"
+    stale = _result("alice", 1, [])
+    stale["cells"].append(dict(stale["cells"][0], grade_id="removed_test"))
+    with pytest.raises(RuntimeError, match="removed_test.*grade it again"):
+        export.write_gradebook(db, [_result("bob", 1, []), stale], {ASSIGNMENT: SOURCE})
+    assert export.read_gradebook(db) == []  # one transaction: bob is not half-written either

@@ -352,3 +352,174 @@ def test_a_worker_killed_mid_task_loses_nothing(corpus: dict, cluster: DaskProce
     assert (out / "grades.csv").read_bytes() == corpus["csv"]  # one row each, none crashed by it
     student = str(busy[0]).split("-")[1]
     assert (out / ".state" / f"{student}__{ASSIGNMENT}.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# A task that fails on the workers is a grader_error row: in-process clusters (threads), cheap.
+# ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _in_process_cluster(n_workers: int, **config: object) -> Iterator[str]:
+    """A LocalCluster of ``n_workers`` in-process workers (threads, no torch import per
+    process); yields its tcp:// address. ``config``: Dask settings for its scheduler."""
+    import dask
+    from distributed import LocalCluster
+
+    with (
+        dask.config.set(config),
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=False,
+            protocol="tcp",
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as local,
+    ):
+        yield local.scheduler_address
+
+
+_CALLS: dict[str, list[str]] = {}  # Replay token -> students asked (in-process workers)
+_GATES: dict[str, threading.Event] = {}
+
+
+class Replay:
+    """A grading task that returns each student's result from the ``--jobs 2`` run (no
+    grading: the point is what the client does with the answers), raises for the students in
+    ``fail`` (or, ``gated``, waits until the test lets it go), and records whom it was asked
+    about. Dask sends it to the workers as a copy: what it shares with the test lives in this
+    module (the workers are threads of this process)."""
+
+    def __init__(self, corpus: dict, fail: frozenset[str] = frozenset(), gated: bool = False):
+        self.state = corpus["base"] / "jobs2" / ".state"
+        self.fail, self.gated = fail, gated
+        self.token = os.urandom(8).hex()
+        _CALLS[self.token] = []
+        _GATES[self.token] = threading.Event()
+
+    @property
+    def asked(self) -> list[str]:
+        return _CALLS[self.token]
+
+    @property
+    def gate(self) -> threading.Event:
+        return _GATES[self.token]
+
+    def __call__(self, payload: dict) -> dict:
+        import json
+
+        student = payload["student_id"]
+        _CALLS[self.token].append(student)
+        if self.gated and student in self.fail:
+            _GATES[self.token].wait(60)  # held until the test has closed this task's worker
+        elif student in self.fail:
+            raise RuntimeError(f"injected fault outside the sandbox for {student}")
+        state = self.state / f"{student}__{payload['assignment_id']}.json"
+        return json.loads(state.read_text())["result"]
+
+
+def _csv_lines(path: Path) -> dict[str, str]:
+    return {line.split(",", 1)[0]: line for line in path.read_text().splitlines()[1:]}
+
+
+def test_a_task_that_raises_on_the_workers_is_a_grader_error_row_never_a_grade(
+    corpus: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from course_lib import cli
+    from course_lib.instructor import distributed
+    from course_lib.instructor.distributed import DaskRunner
+
+    out = tmp_path / "out"
+    blank = frozenset({"blank"})
+    with _in_process_cluster(1) as address:
+        faulty = Replay(corpus, fail=blank)
+        with DaskRunner(address, task_fn=faulty) as runner:
+            _grade(corpus["subs"], out, runner)
+        assert faulty.asked.count("blank") == 1 + distributed.RETRIES
+        rows, expected = _csv_lines(out / "grades.csv"), _csv_lines_of(corpus["csv"])
+        assert rows.pop("blank") == (
+            f"blank,{ASSIGNMENT},0,10,grader_error: on the Dask workers: RuntimeError: "
+            "injected fault outside the sandbox for blank,"
+        )
+        assert rows == {k: v for k, v in expected.items() if k != "blank"}
+        saved = sorted(p.name for p in (out / ".state").glob("*.json"))
+        assert saved == sorted(f"{s}__{ASSIGNMENT}.json" for s in STUDENTS if s != "blank")
+        # `course grade` re-grades only that one; failing again, it exits as --jobs does.
+        again = Replay(corpus, fail=blank)
+        monkeypatch.setattr(distributed, "grade_remote", again)  # what `course grade` sends
+        code = cli.main(
+            ["grade", str(corpus["subs"]), "--out", str(out), "--allow-default-seed"]
+            + ["--scheduler", address, "--source", str(ROOT / "solutions")]
+            + ["--timeout", str(TIMEOUT)]
+        )
+        assert code == 3  # the --jobs path's status for a submission the grader failed on
+        assert again.asked == ["blank"] * (1 + distributed.RETRIES)
+        healed = Replay(corpus)
+        with DaskRunner(address, task_fn=healed) as runner:
+            _grade(corpus["subs"], out, runner)
+    assert healed.asked == ["blank"]
+    assert (out / "grades.csv").read_bytes() == corpus["csv"]
+
+
+def _csv_lines_of(data: bytes) -> dict[str, str]:
+    return {line.split(",", 1)[0]: line for line in data.decode().splitlines()[1:]}
+
+
+async def _remove_worker(dask_scheduler: Any, address: str) -> None:
+    await dask_scheduler.remove_worker(address, stimulus_id="test-kill", close=True)
+
+
+def test_a_task_whose_worker_died_allowed_failures_times_is_a_grader_error_row(
+    corpus: dict, tmp_path: Path
+) -> None:
+    from distributed import Client
+
+    from course_lib.instructor.distributed import DaskRunner
+
+    task = Replay(corpus, fail=frozenset({"honest"}), gated=True)
+    done: dict[str, object] = {}
+    out = tmp_path / "out"
+    with _in_process_cluster(2, **{"distributed.scheduler.allowed-failures": 0}) as address:
+        monitor = Client(address, set_as_default=False)
+
+        def run() -> None:
+            try:
+                with DaskRunner(address, task_fn=task) as runner:
+                    done["results"] = _grade(corpus["subs"], out, runner)
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                done["error"] = exc
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+
+            def holder() -> str | None:
+                for worker, keys in monitor.processing().items():
+                    if any(str(k).startswith("grade-honest-") for k in keys):
+                        return worker
+                return None
+
+            worker = _wait(holder, 60, "a worker to take honest's task")
+            # The worker goes away under the task (as a killed machine does): with
+            # allowed-failures 0 the scheduler gives up on the task at once (KilledWorker).
+            monitor.run_on_scheduler(_remove_worker, address=worker)
+            thread.join(timeout=120)
+        finally:
+            task.gate.set()
+            monitor.close()
+    assert not thread.is_alive(), "the run did not finish"
+    assert "error" not in done, done.get("error")
+    rows = {r["student_id"]: r for r in done["results"]}  # type: ignore[union-attr]
+    # Every task the worker held when it went (running or queued there) failed with it.
+    killed = {k for k, r in rows.items() if r["status"] == "grader_error"}
+    assert "honest" in killed
+    for student in killed:
+        assert "KilledWorker" in rows[student]["reason"], rows[student]["reason"]
+        assert rows[student]["score"] == 0.0
+        assert not any(c["points"] for c in rows[student]["cells"])
+        assert not (out / ".state" / f"{student}__{ASSIGNMENT}.json").exists()
+    assert len(killed) < len(STUDENTS)  # the other worker graded the rest
+    expected = _csv_lines_of(corpus["csv"])
+    others = {k: v for k, v in _csv_lines(out / "grades.csv").items() if k not in killed}
+    assert others == {k: v for k, v in expected.items() if k not in killed}
