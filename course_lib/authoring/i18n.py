@@ -24,7 +24,9 @@ This module is also a Sphinx extension (listed in ``_config.yml``), active in bo
 - an anchor on every glossary entry (``#term-<slug>``, the same in both editions), and in the
   English glossary a link from each entry to the Chinese one;
 - in the English chapters, the first use of each of the chapter's key terms followed by its
-  Chinese name, linked to the glossary entry.
+  Chinese name, linked to the glossary entry;
+- text that a benchmark wrote (an ``{include}`` of ``benchmarks/*.md``) is output, like a code
+  cell's: never a message to translate.
 
 Commands: ``python -m course_lib.authoring.i18n translations`` (what ``make translations``
 runs), ``check`` (the drift check, exit 1 on a problem), ``build`` (the Chinese edition only),
@@ -93,7 +95,8 @@ from jupyter_book.sphinx import build_sphinx
 a = json.loads(sys.argv[1])
 result = build_sphinx(a["src"], a["out"], noconfig=True, path_config=a["config"],
     confoverrides=a["overrides"], doctreedir=a["doctrees"], builder=a["builder"],
-    warningiserror=a["strict"], keep_going=True, force_all=a["force_all"])
+    warningiserror=a["strict"], keep_going=True, force_all=a["force_all"],
+    freshenv=a["fresh"])
 if isinstance(result, Exception):
     print(f"Sphinx failed: {result!r}", file=sys.stderr)
     sys.exit(1)
@@ -118,6 +121,7 @@ def run_sphinx(
     strict: bool = True,
     quiet: bool = True,
     force_all: bool = False,
+    fresh: bool = False,
 ) -> SphinxRun:
     """Build ``book/`` with jupyter-book's configuration plus ``overrides``, in a subprocess."""
     args = {
@@ -128,6 +132,7 @@ def run_sphinx(
         "builder": builder,
         "strict": strict,
         "force_all": force_all,
+        "fresh": fresh,
         "overrides": {
             "external_toc_path": TOC_PATH.as_posix(),
             "latex_individualpages": False,
@@ -172,8 +177,15 @@ GETTEXT_OVERRIDES = {
 
 def extract(outdir: Path = GETTEXT_DIR, *, quiet: bool = True) -> Path:
     """Write the message templates of every page to ``outdir`` (``<page>.pot``)."""
+    # Every page read afresh: a change to this extension changes the messages of pages
+    # whose source did not change.
     run = run_sphinx(
-        "gettext", outdir, BUILD_DIR / ".doctrees-gettext", GETTEXT_OVERRIDES, quiet=quiet
+        "gettext",
+        outdir,
+        BUILD_DIR / ".doctrees-gettext",
+        GETTEXT_OVERRIDES,
+        quiet=quiet,
+        fresh=True,
     )
     if run.returncode != 0:
         raise TranslationError(
@@ -651,7 +663,28 @@ def _first_use_glosses(app, doctree, docname: str) -> None:
             search_from = match.end() + 1  # the gloss is one NUL in the prose string
 
 
+def _generated_is_output(app, doctree) -> None:
+    """Text that a benchmark wrote (``{include}`` of ``benchmarks/*.md``) is output, like a code
+    cell's: shared by both editions, never a message to translate (its numbers change with
+    every run), and marked ``course-generated`` on the page."""
+    from docutils import nodes
+
+    root = str(REPO_ROOT / "benchmarks") + "/"
+    generated = [
+        n
+        for n in doctree.findall(lambda n: isinstance(n, nodes.paragraph | nodes.table))
+        if str(n.source or "").startswith(root)
+    ]
+    for node in generated:
+        node["classes"].append("course-generated")
+        for inner in node.findall(nodes.Element):  # a table's cells name the page as source
+            inner["translatable"] = False
+
+
 def setup(app) -> dict:
+    # "doctree-read" comes after parsing and before the gettext builder or the Chinese
+    # translation (the Locale transform) looks at the page.
+    app.connect("doctree-read", _generated_is_output)
     app.connect("doctree-resolved", _glossary_anchors)
     app.connect("doctree-resolved", _first_use_glosses)
     app.connect("html-page-context", _language_switch, priority=900)

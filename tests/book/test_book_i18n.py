@@ -107,7 +107,7 @@ def _prose_blocks(soup: BeautifulSoup) -> list[str]:
     article = soup.select_one("article") or soup.body
     for junk in article.select(
         "pre, code, .math, .highlight, .cell_output, .output, script, style, "
-        ".course-language-switch, .headerlink, .course-en-link, .course-zh-link"
+        ".course-language-switch, .headerlink, .course-en-link, .course-zh-link, .course-generated"
     ):
         junk.decompose()
     blocks = []
