@@ -66,6 +66,7 @@ CATALOGUE_DIR = LOCALE_DIR / LANGUAGE / "LC_MESSAGES"
 ZH_HTML_DIR = BUILD_DIR / "html" / "zh"
 ZH_STAMP_PATH = ZH_HTML_DIR / ".bookbuild-stamp.json"
 BUILT_LOCALE_DIR = BUILD_DIR / ".locale-zh"
+TOC_MESSAGES = "_toc"  # the catalogue of the table of contents' part captions
 GLOSSARY_SOURCE = BOOK_DIR / "appendix" / "glossary.md"
 GLOSSARY_PAGE = "appendix/glossary"
 ZH_TITLE = "Transformer 基础"
@@ -192,7 +193,36 @@ def extract(outdir: Path = GETTEXT_DIR, *, quiet: bool = True) -> Path:
             "extracting the English messages failed (Sphinx's gettext builder):\n"
             + "\n".join(run.output.splitlines()[-30:])
         )
+    _write_toc_template(outdir / f"{TOC_MESSAGES}.pot")
     return outdir
+
+
+def toc_captions(toc_path: Path = TOC_PATH) -> list[str]:
+    """The part captions of the table of contents (the sidebar's headings), in order."""
+    import yaml
+
+    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
+    return [part["caption"] for part in toc.get("parts", []) if part.get("caption")]
+
+
+def _write_toc_template(path: Path) -> None:
+    """Sphinx does not extract the captions of ``_toc.yml``: they get a template of their own."""
+    import polib
+
+    pot = polib.POFile()
+    pot.metadata = {"Content-Type": "text/plain; charset=UTF-8"}
+    for caption in toc_captions():
+        pot.append(polib.POEntry(msgid=caption, msgstr=""))
+    pot.save(str(path))
+
+
+def _translated_captions() -> dict[str, str]:
+    import polib
+
+    path = CATALOGUE_DIR / f"{TOC_MESSAGES}.po"
+    if not path.is_file():
+        return {}
+    return {e.msgid: e.msgstr for e in polib.pofile(str(path)) if e.msgstr and not e.obsolete}
 
 
 def _templates(pot_dir: Path) -> dict[str, Path]:
@@ -681,10 +711,24 @@ def _generated_is_output(app, doctree) -> None:
             inner["translatable"] = False
 
 
+def _toc_captions_zh(app, doctree) -> None:
+    """The Chinese edition's sidebar headings: the part captions from ``_toc.po``."""
+    if edition(app) != "zh":
+        return
+    from sphinx import addnodes
+
+    captions = _translated_captions()
+    for toctree in doctree.findall(addnodes.toctree):
+        caption = toctree.get("caption")
+        if caption in captions:
+            toctree["caption"] = captions[caption]
+
+
 def setup(app) -> dict:
     # "doctree-read" comes after parsing and before the gettext builder or the Chinese
     # translation (the Locale transform) looks at the page.
     app.connect("doctree-read", _generated_is_output)
+    app.connect("doctree-read", _toc_captions_zh)
     app.connect("doctree-resolved", _glossary_anchors)
     app.connect("doctree-resolved", _first_use_glosses)
     app.connect("html-page-context", _language_switch, priority=900)

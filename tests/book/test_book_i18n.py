@@ -249,3 +249,18 @@ def test_chinese_search_index_covers_every_page_with_the_words(zh_html):
         titles = index.get("titleterms", {}).get(word, [])
         hits |= {docnames[i] for i in ([titles] if isinstance(titles, int) else titles)}
         assert pages <= hits, f"searching {word} misses {sorted(pages - hits)}"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("book")
+def test_chinese_sidebar_headings_are_translated(zh_html):
+    """The table of contents' part captions come from ``_toc.po``, not the English ``_toc.yml``."""
+    english = i18n.toc_captions()
+    for page in ("intro", "05_attention", "appendix/glossary"):
+        shown = [
+            " ".join(c.get_text().split())
+            for c in _soup(zh_html / f"{page}.html").select("nav p.caption")
+        ]
+        assert len(shown) == len(english), f"{page}: sidebar captions {shown}"
+        assert all(CJK.search(c) for c in shown), f"{page}: untranslated captions {shown}"
+        assert not set(shown) & set(english)
