@@ -52,3 +52,14 @@ def book_server(book_html: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models are fastest on one core, and extra threads thrash on a busy shared CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -53,12 +53,15 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BOOK_DIR = REPO_ROOT / "book"
-CONFIG_PATH = REPO_ROOT / "_config.yml"
-TOC_PATH = BOOK_DIR / "_toc.yml"
-BUILD_DIR = REPO_ROOT / "_build"
-CACHE_DIR = BUILD_DIR / ".jupyter_cache"
+from course_lib.authoring.bookbuild import (
+    BOOK_DIR,
+    BUILD_DIR,
+    CACHE_DIR,
+    CONFIG_PATH,
+    REPO_ROOT,
+    TOC_PATH,
+)
+
 GETTEXT_DIR = BUILD_DIR / "gettext"
 LOCALE_DIR = BOOK_DIR / "locale"
 LANGUAGE = "zh_CN"

@@ -43,6 +43,16 @@ from typing import Any
 import course_lib
 
 
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a process started in its own session, with its whole group, and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
 class _Wire:
     """:mod:`course_lib.instructor.wire`, imported on first use: it imports torch (about 2 s),
     and ``course check`` starts the zygote before that, so that both imports overlap."""
@@ -449,12 +459,7 @@ class Sandbox:
             self.pid = None
             return
         if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=10)
+            _kill_group(self.proc)
             self.proc = None
         if not self.isolated and os.getuid() == 0:
             # Without a PID namespace, the uid's stray processes (a fork bomb) must go too.
@@ -623,12 +628,7 @@ class Zygote:
                 self.ctl.close()
         self.ctl = None
         if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=10)
+            _kill_group(self.proc)
             self.proc = None
         with contextlib.suppress(OSError):
             self.log.unlink()

@@ -20,12 +20,7 @@ from course_lib.gpt import (
 INF = float("inf")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gen(seed: int) -> torch.Generator:

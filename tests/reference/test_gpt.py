@@ -38,13 +38,7 @@ INF = float("inf")
 SETTINGS = settings(max_examples=40, deadline=None, database=None)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models are fastest on one core, and extra threads thrash on a busy shared CPU
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gen(seed: int) -> torch.Generator:

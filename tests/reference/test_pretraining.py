@@ -21,14 +21,7 @@ from course_lib.pretraining import (
 
 MASK_ID, VOCAB = 4, 1000
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models are fastest on one core, and extra threads thrash on a busy shared CPU
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def hf_torch_mask_tokens(inputs, special_tokens_mask, mlm_probability, generator):
