@@ -319,6 +319,9 @@ def test_ctrl_c_stops_within_5_s_keeps_results_and_resumes(tmp_path: Path) -> No
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # As from a terminal: a suite started in the background (`make test &`) passes SIGINT
+        # ignored down to its children, and Python then keeps ignoring it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines = []
     for line in proc.stderr:
