@@ -361,7 +361,7 @@ def test_grading_piece_times_every_contender_on_real_notebooks(monkeypatch):
 
 
 def test_grading_piece_checks_the_throughput_requirement(monkeypatch):
-    """A full run states whether `--jobs 2` reaches 1.7x serial nbgrader, from the per-round
+    """A full run states whether `--jobs 2` reaches 5x serial nbgrader, from the per-round
     ratios; fake timings stand in for the grading (nothing is graded here)."""
     import grading_throughput
 
@@ -369,7 +369,7 @@ def test_grading_piece_checks_the_throughput_requirement(monkeypatch):
     monkeypatch.setattr(check_latency, "assignments", lambda: ["05_attention"])
     monkeypatch.setattr(check_latency, "finished_notebook", lambda aid, d: d / f"{aid}.ipynb")
     monkeypatch.setitem(run.GRADING_EFFORT, "full", (4, 2, 1, 1))
-    for nbgrader, jobs2, ok in ((10.0, 5.0, True), (10.0, 6.5, False)):
+    for nbgrader, jobs2, ok in ((30.0, 5.0, True), (30.0, 6.5, False)):
         timings = {run.NBGRADER: nbgrader, run.JOBS1: 8.0, run.JOBS2: jobs2, run.BARE: 1.0}
         monkeypatch.setattr(
             run,
