@@ -82,9 +82,33 @@ def copy_inputs(dest: Path, root: Path = ROOT) -> Path:
             shutil.copy2(src, dest / name)
         else:
             raise FileNotFoundError(f"{src} is missing; the book cannot be built without it")
+    # Files a page includes from elsewhere in the repository (the benchmark tables the
+    # instructors' pages show): without them the build fails on a missing include.
+    for target in included_files(root):
+        rel = target.relative_to(root)
+        if not (dest / rel).exists():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(target, dest / rel)
     # Generated pages: the build writes them itself, as on a fresh checkout.
     shutil.rmtree(dest / "book" / "exercises", ignore_errors=True)
     return dest
+
+
+INCLUDE = re.compile(r"^(?:```|:::)\{(?:literal)?include\}\s+(\S+)", re.MULTILINE)
+
+
+def included_files(root: Path = ROOT) -> list[Path]:
+    """Every file inside ``root`` that a book page pulls in with ``{include}`` or
+    ``{literalinclude}`` (paths relative to the page)."""
+    found = set()
+    for page in (root / "book").rglob("*.md"):
+        if "_build" in page.parts:
+            continue
+        for name in INCLUDE.findall(page.read_text(encoding="utf-8")):
+            target = (page.parent / name).resolve()
+            if target.is_file() and target.is_relative_to(root.resolve()):
+                found.add(root / target.relative_to(root.resolve()))
+    return sorted(found)
 
 
 def cache_records(root: Path) -> int:

@@ -282,14 +282,21 @@ def test_copy_inputs_leaves_out_build_outputs(tmp_path):
         "course_lib/__pycache__/a.pyc",
         "exercises/01_tensors/01_tensors.ipynb",
         "_build/.jupyter_cache/db",
+        "benchmarks/results.md",
+        "benchmarks/run.py",
     ):
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_text("x")
+    # A page that includes a benchmark table: the table is an input of the build too.
+    (src / "book/appendix").mkdir()
+    (src / "book/appendix/scale.md").write_text("```{include} ../../benchmarks/results.md\n```\n")
     dest.mkdir()
     book_build.copy_inputs(dest, root=src)
     copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
     assert copied == [
         "_config.yml",
+        "benchmarks/results.md",
+        "book/appendix/scale.md",
         "book/intro.md",
         "course_lib/__init__.py",
         "exercises/01_tensors/01_tensors.ipynb",
