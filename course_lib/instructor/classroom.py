@@ -2,10 +2,12 @@
 overrides and copying, into one row per (student, assignment).
 
 The grading engine (:mod:`.pipeline`) computes what code earns; this module decides what a
-student gets. Order, per row: ``auto_score`` (the engine) + ``manual_score`` (written answers,
-merged from ``--manual`` and from the gradebook, where formgrader keeps a TA's marks) =
-``raw_score``; minus the late ``penalty`` = ``score``; an override, when there is one, replaces
-``score``. Nothing here changes the engine's results on disk
+student gets. Order, per row: ``auto_score`` (the test cells' points: the engine's, except where
+a TA typed a score on a test cell in formgrader, flagged ``formgrader_mark:<cell>``) +
+``manual_score`` (written answers, merged from ``--manual`` and from the gradebook, where
+formgrader keeps a TA's marks) + extra credit typed in formgrader (flagged
+``extra_credit:<cell>``) = ``raw_score``, the total ``nbgrader export`` gives; minus the late
+``penalty`` = ``score``; an override, when there is one, replaces ``score``. Nothing here changes the engine's results on disk
 (``OUT/.state``), so a re-grade recomputes them and this layer is applied again.
 
 OUT gains ``grades.csv`` with :data:`CLASS_COLUMNS` (replacing the engine's), ``report.html``
@@ -59,6 +61,9 @@ class ClassOptions:
     written_cells: dict[str, list] = field(default_factory=dict)  # aid -> [manual.WrittenCell]
     mark_origins: dict[tuple[str, str, str], str] = field(default_factory=dict)  # manual.Mark
     similarity: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # extra flags
+    # Typed in formgrader: scores on test cells, extra credit on any cell (formgrade.cell_marks).
+    cell_marks: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    extra_credit: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
 
 
 def _fmt(x: float) -> str:
@@ -81,6 +86,18 @@ def class_rows(
         r["name"] = student.name if student else ""
         r["auto_score"] = float(r["score"])
         r["auto_max"] = float(r["max_score"])
+        r["cell_marks"], r["extra_credit"] = {}, 0.0
+        if r.get("status") != "missing":
+            engine = {str(c["grade_id"]): float(c["points"]) for c in r.get("cells", [])}
+            for gid, points in sorted(options.cell_marks.get(key, {}).items()):
+                before = engine.get(gid, 0.0)
+                if points != before:
+                    r["cell_marks"][gid] = (before, points)
+                    r["auto_score"] += points - before
+                    r["flags"] = [*r["flags"], f"formgrader_mark:{gid}"]
+            bonus = options.extra_credit.get(key, {})
+            r["extra_credit"] = sum(bonus.values())
+            r["flags"] = [*r["flags"], *(f"extra_credit:{gid}" for gid in sorted(bonus))]
         written = options.written.get(aid, {})
         marks = options.manual.get(key, {})
         r["manual_score"] = sum(marks.values())
@@ -88,7 +105,7 @@ def class_rows(
         r["max_score"] = r["auto_max"] + sum(written.values())
         if written and r.get("status") != "missing" and not r["manual_graded"]:
             r["flags"] = [*r["flags"], "written_ungraded"]
-        r["raw_score"] = r["auto_score"] + r["manual_score"]
+        r["raw_score"] = r["auto_score"] + r["manual_score"] + r["extra_credit"]
         when, source = times.get(key, (None, "none"))
         late_mod.apply_late(r, options.course, when, source)
         r["computed_score"] = max(0.0, r["raw_score"] - r["penalty"])
@@ -115,6 +132,8 @@ def _orphan_override(o: ov.Override) -> dict:
         "name": "",
         "auto_score": 0.0,
         "manual_score": 0.0,
+        "extra_credit": 0.0,
+        "cell_marks": {},
         "raw_score": 0.0,
         "late_by": "",
         "penalty": 0.0,
@@ -232,6 +251,7 @@ def class_section_html(rows: list[dict], extra_links: dict[str, str] | None = No
     late_rows = [r for r in rows if r.get("late_seconds", 0) > 0]
     flagged = [r for r in rows if r["flags"]]
     overridden = [r for r in rows if r["override"] is not None]
+    marked = [r for r in rows if r.get("cell_marks") or r.get("extra_credit")]
     links = "".join(
         f"<li><a href='{_e(href)}'>{_e(text)}</a></li>"
         for text, href in (extra_links or {}).items()
@@ -265,8 +285,20 @@ def class_section_html(rows: list[dict], extra_links: dict[str, str] | None = No
                 f"{_fmt(r['override'])}: {_e(r['override_reason'])} ({_e(r.get('override_by', ''))})"
             ),
         )
+        + listing("Marked in formgrader", "formgrader-marks", marked, _formgrader_detail)
         + f"<script>{_SORT_JS}</script>"
     )
+
+
+def _formgrader_detail(r: dict) -> str:
+    """A TA's scores on test cells (engine's points → TA's) and extra credit, for the report."""
+    parts = [
+        f"{_e(gid)} {_fmt(before)} → {_fmt(after)}"
+        for gid, (before, after) in sorted(r.get("cell_marks", {}).items())
+    ]
+    if r.get("extra_credit"):
+        parts.append(f"extra credit {_fmt(r['extra_credit'])}")
+    return "; ".join(parts) + " (typed in formgrader)"
 
 
 def write_class_outputs(
@@ -323,9 +355,13 @@ def merged_marks(
     written: dict[str, list],
     warn: Callable[[str], None] | None = None,
     origins: dict[tuple[str, str, str], str] | None = None,
+    seen: dict[tuple[str, str, str], float] | None = None,
+    entries: list | None = None,
 ) -> dict[tuple[str, str], dict[str, float]]:
     """The written-answer marks: the ``--manual`` sheets' and those in the gradebook (entered in
-    formgrader, or merged on an earlier run), combined by :func:`.manual.merge_marks`."""
+    formgrader, or merged on an earlier run), combined by :func:`.manual.merge_marks`.
+    ``seen``, when given, receives the gradebook's marks as read (for the write-back's
+    compare-and-set); ``entries``: the gradebook as :func:`.formgrade.read_entries` read it."""
     from course_lib.instructor import formgrade, manual
 
     from_gradebook = []
@@ -333,8 +369,39 @@ def merged_marks(
     if db_url is not None and written:
         ledger = formgrade.read_ledger(inputs.out, db_url) if inputs.out is not None else {}
         warn = warn or formgrade.warn
-        from_gradebook = formgrade.gradebook_marks(db_url, written, ledger, warn)
+        from_gradebook = formgrade.gradebook_marks(db_url, written, ledger, warn, entries)
+    if seen is not None:
+        seen.update({(m.student_id, m.assignment_id, m.grade_id): m.points for m in from_gradebook})
     return manual.load_marks(inputs.manual_paths, written, from_gradebook, origins)
+
+
+def test_cells(source_dir: Path, aids: set[str] | list[str]) -> dict[str, dict[str, float]]:
+    """Each assignment's test cells and their points, from the source notebooks."""
+    from course_lib.instructor import notebooks as nbk
+
+    return {
+        a: {t.grade_id: t.points for t in nbk.load_source(source_dir / a / f"{a}.ipynb", a).tests}
+        for a in sorted(aids)
+        if (source_dir / a / f"{a}.ipynb").is_file()
+    }
+
+
+def formgrader_cell_marks(
+    inputs: ClassInputs,
+    tests: dict[str, dict[str, float]],
+    options: ClassOptions,
+    warn: Callable[[str], None] | None = None,
+    entries: list | None = None,
+) -> None:
+    """Read a TA's scores on test cells and extra credit from the gradebook into ``options``."""
+    from course_lib.instructor import formgrade
+
+    db_url = inputs.gradebook_url()
+    if db_url is None:
+        return
+    options.cell_marks, options.extra_credit = formgrade.cell_marks(
+        db_url, tests, options.written, warn or formgrade.warn, entries
+    )
 
 
 def prepare(inputs: ClassInputs, source_dir: Path) -> ClassOptions:
@@ -363,8 +430,12 @@ def prepare(inputs: ClassInputs, source_dir: Path) -> ClassOptions:
     options.written = {aid: {c.grade_id: c.points for c in cells} for aid, cells in written.items()}
     options.written_cells = written
     options.manual = merged_marks(inputs, written, origins=options.mark_origins)
+    formgrader_cell_marks(inputs, test_cells(source_dir, known), options)
     return options
 
+
+# How many times the marks are read again when a TA saves during the write-back.
+RE_READS = 3
 
 # Statuses of a submission whose notebook was read and run (its code and answers exist).
 READABLE_STATUSES = frozenset({"graded", "partial", "timeout", "crashed"})
@@ -385,12 +456,6 @@ def finish(
     # Only submissions whose notebook the engine read: a folder refused for its id or a link,
     # or one the grader failed on, is never opened again here.
     readable = [r for r in results if r.get("status") in READABLE_STATUSES]
-    # Read the gradebook's marks again: a TA may have graded in formgrader while this run graded.
-    # (prepare's warnings are not repeated).
-    options.mark_origins.clear()
-    options.manual = merged_marks(
-        replace(inputs, out=out), options.written_cells, lambda _: None, options.mark_origins
-    )
     aids = sorted(
         {
             a
@@ -399,15 +464,39 @@ def finish(
         }
     )
     sources = {a: nbk.load_source(source_dir / a / f"{a}.ipynb", a) for a in aids}
+    written = {a: c for a in aids if (c := manual.written_cells(source_dir / a / f"{a}.ipynb"))}
+    db_url = inputs.db_url or f"sqlite:///{(out / 'gradebook.db').resolve()}"
+    here = replace(inputs, out=out, db_url=db_url)
+    # Read the gradebook's marks again (a TA may have graded in formgrader while this run graded;
+    # prepare's warnings are not repeated) and write the merged marks back. A TA who saves in
+    # between is not overwritten: the write-back says which cells changed, and the marks are
+    # read again, so the outputs below count what the gradebook holds.
+    for _ in range(RE_READS):
+        options.mark_origins.clear()
+        seen: dict[tuple[str, str, str], float] = {}
+        entries = formgrade.read_entries(db_url)
+        options.manual = merged_marks(
+            here, options.written_cells, lambda _: None, options.mark_origins, seen, entries
+        )
+        changed = formgrade.record_written(db_url, results, written, options.manual, seen)
+        if not changed:
+            break
+    else:
+        formgrade.warn(
+            f"marks kept changing in formgrader while this run wrote them back ({len(changed)} "
+            "cell(s), e.g. " + "/".join(changed[0]) + "): the gradebook keeps the TA's marks; "
+            "run course grade again when the TAs pause, to count them in grades.csv"
+        )
+    formgrader_cell_marks(
+        here,
+        {a: {t.grade_id: t.points for t in s.tests} for a, s in sources.items()},
+        options,
+        lambda _: None,
+    )  # read after the write-back: a score typed on a test cell meanwhile counts too
     sim_flags, links = similarity.run(readable, sources, out, inputs.similarity_threshold)
     options.similarity = sim_flags
     rows = class_rows(results, options, late_mod.submission_times(submissions))
-    written: dict[str, list] = {}
-    for aid in aids:
-        cells = manual.written_cells(source_dir / aid / f"{aid}.ipynb")
-        if not cells:
-            continue
-        written[aid] = cells
+    for aid, cells in written.items():
         by_student = {}
         for r in readable:
             if r["assignment_id"] != aid:
@@ -420,8 +509,6 @@ def finish(
             by_student[r["student_id"]] = manual.answers(nb, cells)
         manual.write_sheet(out, aid, cells, by_student, options.manual)
         links[f"written answers {aid} (sheet)"] = f"manual/{aid}.html"
-    db_url = inputs.db_url or f"sqlite:///{(out / 'gradebook.db').resolve()}"
-    formgrade.record_written(db_url, results, written, options.manual)
     formgrade.write_ledger(out, db_url, options.manual, options.mark_origins)
     report_path = out / "report.html"
     engine_report = report_path.read_text(encoding="utf-8") if report_path.exists() else ""

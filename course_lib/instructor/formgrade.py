@@ -15,18 +15,30 @@ export, and :func:`record_written` writes them back unchanged. To tell a mark a 
 from one that a ``--manual`` sheet put there, each run keeps the sheets' marks it wrote in
 ``OUT/manual/gradebook-marks.json`` (:func:`write_ledger`); a gradebook mark that differs from
 that file, or is not in it, counts as entered by a person.
+
+Formgrader also lets a TA type a score on an autograded test cell (nbgrader then counts it in
+place of the autograder's) and extra credit on any cell. :func:`cell_marks` reads both, so that
+``course grade`` totals a submission as ``nbgrader export`` does; ``course grade`` never writes
+those fields, so a re-grade keeps them.
+
+A TA may save while ``course grade`` runs. The write-back is a compare-and-set per cell: a mark
+is written only where the gradebook still holds what this run read, so a mark saved in between
+is never overwritten; :func:`record_written` returns those cells and the run reads again.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from course_lib.instructor.export import _gradebook, write_atomic
+from course_lib.instructor.export import _gradebook, one_writer_at_a_time, write_atomic
 from course_lib.instructor.manual import Mark, WrittenCell
+from course_lib.instructor.roster import ClassSetupError
 
 LEDGER = Path("manual") / "gradebook-marks.json"
 
@@ -66,47 +78,130 @@ def write_ledger(
     write_atomic(out / LEDGER, json.dumps({"gradebook": db_url, "marks": rows}, indent=1))
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One grade in the gradebook that a person (or a ``--manual`` merge) set: its
+    ``manual_score`` and ``extra_credit`` (None where unset)."""
+
+    student_id: str
+    assignment_id: str
+    grade_id: str
+    cell_type: str  # "markdown": a written answer; "code": an autograded test cell
+    manual_score: float | None
+    extra_credit: float | None
+
+
+def _where(db_url: str, aid: str, sid: str) -> str:
+    return f"the gradebook {db_url}, formgrader: Manual Grading > {aid} > {sid}"
+
+
+def read_entries(db_url: str) -> list[Entry]:
+    """Every grade with a ``manual_score`` or ``extra_credit``, in one query (a class of
+    thousands is read in well under a second); none if there is no gradebook yet."""
+    if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///") :]).is_file():
+        return []
+    import sqlalchemy as sa
+    from nbgrader import api as nb
+
+    SA, SN = nb.SubmittedAssignment, nb.SubmittedNotebook
+    gb = _gradebook(db_url)
+    try:
+        query = (
+            sa.select(
+                SA.student_id,
+                nb.Assignment.name,
+                nb.GradeCell.name,
+                nb.GradeCell.cell_type,
+                nb.Grade.manual_score,
+                nb.Grade.extra_credit,
+            )
+            .join(nb.GradeCell, nb.Grade.cell_id == nb.GradeCell.id)
+            .join(SN, nb.Grade.notebook_id == SN.id)
+            .join(SA, SN.assignment_id == SA.id)
+            .join(nb.Assignment, SA.assignment_id == nb.Assignment.id)
+            .where(sa.or_(nb.Grade.manual_score.is_not(None), nb.Grade.extra_credit.is_not(None)))
+            .order_by(nb.Assignment.name, SA.student_id, nb.GradeCell.name)
+        )
+        return [
+            Entry(str(sid), str(aid), str(gid), str(kind), manual, extra)
+            for sid, aid, gid, kind, manual, extra in gb.db.execute(query)
+        ]
+    finally:
+        gb.close()
+
+
 def gradebook_marks(
     db_url: str,
     written: dict[str, list[WrittenCell]],
     ledger: dict[tuple[str, str, str], float],
     warn: Callable[[str], None] = warn,
+    entries: list[Entry] | None = None,
 ) -> list[Mark]:
     """Every written cell's mark in the gradebook (none if there is no gradebook yet). A mark
     for a cell that is no longer a written cell of the source is left in the gradebook, not
     counted, and named in a warning."""
-    if db_url.startswith("sqlite:///") and not Path(db_url[len("sqlite:///") :]).is_file():
-        return []
     known = {(aid, c.grade_id) for aid, cells in written.items() for c in cells}
-    gb = _gradebook(db_url)
     marks = []
-    try:
-        for assignment in gb.assignments:
-            aid = assignment.name
-            for submission in assignment.submissions:
-                sid = submission.student.id
-                for nb in submission.notebooks:
-                    for grade in nb.grades:
-                        if grade.cell.cell_type != "markdown" or grade.manual_score is None:
-                            continue
-                        gid, points = grade.name, float(grade.manual_score)
-                        if (aid, gid) not in known:
-                            warn(
-                                f"{sid} {aid}/{gid} has {points:g} point(s) in the gradebook "
-                                f"{db_url}, but {gid} is not a written-answer cell of {aid} any "
-                                "more: the mark is kept there and not counted (restore the cell "
-                                "in the source notebook to count it)"
-                            )
-                            continue
-                        wrote = ledger.get((sid, aid, gid))
-                        origin = "gradebook" if wrote == points else "formgrader"
-                        where = (
-                            f"the gradebook {db_url}, formgrader: Manual Grading > {aid} > {sid}"
-                        )
-                        marks.append(Mark(sid, aid, gid, points, where, origin))
-    finally:
-        gb.close()
+    for e in read_entries(db_url) if entries is None else entries:
+        if e.cell_type != "markdown" or e.manual_score is None:
+            continue
+        aid, sid, gid, points = e.assignment_id, e.student_id, e.grade_id, float(e.manual_score)
+        if (aid, gid) not in known:
+            warn(
+                f"{sid} {aid}/{gid} has {points:g} point(s) in the gradebook "
+                f"{db_url}, but {gid} is not a written-answer cell of {aid} any "
+                "more: the mark is kept there and not counted (restore the cell "
+                "in the source notebook to count it)"
+            )
+            continue
+        wrote = ledger.get((sid, aid, gid))
+        origin = "gradebook" if wrote == points else "formgrader"
+        marks.append(Mark(sid, aid, gid, points, _where(db_url, aid, sid), origin))
     return marks
+
+
+def cell_marks(
+    db_url: str,
+    tests: dict[str, dict[str, float]],
+    written: dict[str, dict[str, float]],
+    warn: Callable[[str], None] = warn,
+    entries: list[Entry] | None = None,
+) -> tuple[dict[tuple[str, str], dict[str, float]], dict[tuple[str, str], dict[str, float]]]:
+    """What a TA typed in formgrader beyond the written marks: scores on autograded test cells
+    and extra credit on any cell, as ((student, assignment) → {test cell: points},
+    (student, assignment) → {cell: extra credit}). ``tests`` and ``written`` give each
+    assignment's cells and their points. A score outside the cell's points is an error that
+    names where to fix it; a cell the source no longer has is warned about and not counted."""
+    scores: dict[tuple[str, str], dict[str, float]] = {}
+    extra: dict[tuple[str, str], dict[str, float]] = {}
+    for e in read_entries(db_url) if entries is None else entries:
+        aid, sid, gid = e.assignment_id, e.student_id, e.grade_id
+        cells = {**tests.get(aid, {}), **written.get(aid, {})}
+        if gid not in cells:
+            if e.cell_type == "code" or e.extra_credit is not None:
+                warn(
+                    f"{sid} {aid}/{gid} has a mark or extra credit in the gradebook {db_url}, "
+                    f"but {aid} has no cell {gid} any more: kept there and not counted"
+                )
+            continue
+        where = _where(db_url, aid, sid)
+        if e.cell_type == "code" and e.manual_score is not None:
+            top, points = tests.get(aid, {}).get(gid, 0.0), float(e.manual_score)
+            if not math.isfinite(points) or not 0 <= points <= top:
+                raise ClassSetupError(
+                    f"{where}: {sid} {aid}/{gid} is marked {points:g}, outside 0..{top:g}: "
+                    "change it in formgrader"
+                )
+            scores.setdefault((sid, aid), {})[gid] = points
+        if e.extra_credit is not None and e.extra_credit != 0:
+            bonus = float(e.extra_credit)
+            if not math.isfinite(bonus) or bonus < 0:
+                raise ClassSetupError(
+                    f"{where}: {sid} {aid}/{gid} has extra credit {bonus:g}; it must be a "
+                    "number ≥ 0: change it in formgrader"
+                )
+            extra.setdefault((sid, aid), {})[gid] = bonus
+    return scores, extra
 
 
 def record_written(
@@ -114,15 +209,32 @@ def record_written(
     results: list[dict],
     written: dict[str, list[WrittenCell]],
     marks: dict[tuple[str, str], dict[str, float]],
-) -> int:
-    """Add the written cells and marks for every submission in ``results``; returns how many
-    grades were written."""
+    seen: dict[tuple[str, str, str], float] | None = None,
+) -> list[tuple[str, str, str]]:
+    """Add the written cells and marks for every submission in ``results``, one writer at a time.
+
+    ``seen``: the written cells' marks as this run read them from the gradebook (by student,
+    assignment and cell; absent = no mark). A mark is written only where the gradebook still
+    holds what was read: the cells that a person changed in between are left as they are and
+    returned, so the caller reads again. Without ``seen`` every mark is written."""
+    if not written:
+        return []
+    with one_writer_at_a_time(db_url):
+        return _record_written(db_url, results, written, marks, seen)
+
+
+def _record_written(
+    db_url: str,
+    results: list[dict],
+    written: dict[str, list[WrittenCell]],
+    marks: dict[tuple[str, str], dict[str, float]],
+    seen: dict[tuple[str, str, str], float] | None,
+) -> list[tuple[str, str, str]]:
+    import sqlalchemy as sa
     from nbgrader.api import Comment, Grade, MissingEntry
 
-    if not written:
-        return 0
     gb = _gradebook(db_url)
-    count = 0
+    changed: list[tuple[str, str, str]] = []
     try:
         warnings.filterwarnings("ignore", message=".*not in session.*")
         cells = {}
@@ -141,22 +253,30 @@ def record_written(
                 nb = gb.find_submission_notebook(aid, aid, sid)
             except MissingEntry:
                 continue
-            grades = {g.name: g for g in nb.grades}
+            grades = {g.name: g.id for g in nb.grades}
             comments = {c.name for c in nb.comments}
             given = marks.get((sid, aid), {})
             for c in written[aid]:
                 grade_cell, solution_cell = cells[(aid, c.grade_id)]
-                grade = grades.get(c.grade_id)
-                if grade is None:
-                    grade = Grade(cell_id=grade_cell.id, notebook=nb)
-                    gb.db.add(grade)
+                new = {
+                    "auto_score": None,
+                    "manual_score": given.get(c.grade_id),
+                    "needs_manual_grade": c.grade_id not in given,
+                }
                 if c.grade_id not in comments:
                     gb.db.add(Comment(cell_id=solution_cell.id, notebook=nb))
-                grade.auto_score = None
-                grade.manual_score = given.get(c.grade_id)
-                grade.needs_manual_grade = c.grade_id not in given
-                count += 1
+                gid = grades.get(c.grade_id)
+                if gid is None:
+                    gb.db.add(Grade(cell_id=grade_cell.id, notebook=nb, **new))
+                    continue
+                update = sa.update(Grade).where(Grade.id == gid).values(**new)
+                if seen is not None:
+                    # Compare and set: only if nobody changed the mark since this run read it.
+                    was = seen.get((sid, aid, c.grade_id))
+                    update = update.where(Grade.manual_score.is_not_distinct_from(was))
+                if gb.db.execute(update).rowcount == 0:
+                    changed.append((sid, aid, c.grade_id))
         gb.db.commit()
     finally:
         gb.close()
-    return count
+    return changed

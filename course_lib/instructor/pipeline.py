@@ -58,6 +58,10 @@ MAX_ID_LENGTH = 128
 MAX_ZIP_BYTES = 2 * 1024**3
 ATTEMPTS = 3  # a grader fault is retried twice, each time in a fresh grader process
 GRACE_SECONDS = 2.0  # after Ctrl-C, how long running submissions may take to finish
+# ``course_lib.grading``'s seed variable and public default, named here so that the client
+# (which runs no student code) never imports the checkers and torch, 2-3 s on every run; a
+# test checks that the two agree.
+SEED_ENV, DEFAULT_SEED = "COURSE_GRADING_SEED", 2024
 SEED_HELP = (
     "set the grading seed of the hidden tests first, e.g. `export COURSE_GRADING_SEED="
     "$(python -c 'import secrets; print(secrets.token_hex(8))')` (any string; keep it secret "
@@ -194,14 +198,12 @@ def find_source(assignment_id: str, source_dir: Path) -> Path:
 def require_seed(allow_default: bool = False) -> str:
     """The grading seed's text from ``$COURSE_GRADING_SEED``; refuse when it is unset (the
     public default would let students know the hidden tests) unless ``allow_default``."""
-    from course_lib import grading as G
-
-    raw = os.environ.get(G.SEED_ENV, "")
+    raw = os.environ.get(SEED_ENV, "")
     if raw.strip():
         return raw.strip()
     if allow_default:
-        return str(G.DEFAULT_SEED)
-    raise GradingSetupError(f"{G.SEED_ENV} is not set: {SEED_HELP}")
+        return str(DEFAULT_SEED)
+    raise GradingSetupError(f"{SEED_ENV} is not set: {SEED_HELP}")
 
 
 def engine_digest(package: Path | None = None) -> str:
@@ -240,7 +242,16 @@ _sources: dict[str, nbk.SourceAssignment] = {}
 FAULT_ENV = "COURSE_GRADING_INJECT_FAULT"  # tests only: "student:kill|start:attempts"
 
 
-def _pool_init() -> None:
+def _pool_init(hidden_modules: tuple[str, ...] = ()) -> None:
+    """A grader process: signals, then the zygote for the first submissions' assignment is
+    started (it imports torch in its own process) while this one imports torch too."""
+    # Ctrl-C is the parent's to handle; SIGTERM (the parent stopping us) unwinds, so that the
+    # sandbox of the submission being graded is killed by its `finally`.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    from course_lib.instructor.sandbox import prestart
+
+    prestart(hidden_modules)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -248,10 +259,6 @@ def _pool_init() -> None:
 
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", RuntimeWarning)
-    # Ctrl-C is the parent's to handle; SIGTERM (the parent stopping us) unwinds, so that the
-    # sandbox of the submission being graded is killed by its `finally`.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def _inject_fault(task: dict) -> None:
@@ -504,7 +511,12 @@ def _run_pool(
     ctx = multiprocessing.get_context("spawn")
     done = 0
     while pending:
-        pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_pool_init)
+        pool = cf.ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=ctx,
+            initializer=_pool_init,
+            initargs=(tuple(pending[0]["hidden_modules"]),),
+        )
         futures: dict[cf.Future, dict] = {}
         retry: list[dict] = []
         try:

@@ -15,8 +15,9 @@ Written to ``OUT/similarity/<assignment>.html`` (pairs with the shared code high
 
 from __future__ import annotations
 
+import contextlib
 import html
-import importlib
+import importlib.util
 import io
 import itertools
 import logging
@@ -81,11 +82,11 @@ def reference_code(source: SourceAssignment) -> list[str]:
     parts = ["\n\n".join(c.source for c in source.solutions)]
     module = CHAPTER_MODULES.get(source.assignment_id)
     if module:
-        try:
-            mod = importlib.import_module(f"course_lib.{module}")
-            parts.append(Path(mod.__file__).read_text(encoding="utf-8"))
-        except (ImportError, OSError, TypeError):
-            pass
+        # Its file, found without importing it (that would import torch into the client).
+        spec = importlib.util.find_spec(f"course_lib.{module}")
+        if spec is not None and spec.origin:
+            with contextlib.suppress(OSError):
+                parts.append(Path(spec.origin).read_text(encoding="utf-8"))
     return [p for p in parts if p.strip()]
 
 

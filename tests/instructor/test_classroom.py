@@ -668,3 +668,166 @@ def test_formgrader_marks_are_merged_kept_and_never_overwritten_by_a_sheet(
         assert gb.find_grade("written_b", A1, A1, "s01").manual_score == 1.0
         assert gb.find_grade("written_a", A1, A1, "s02").manual_score == 1.5
         assert gb.find_submission(A1, "s01").needs_manual_grade is False
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_mark_saved_in_formgrader_during_the_write_back_is_never_overwritten(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    """The write-back is a compare-and-set: a TA who saves between this run's read and its
+    write keeps the mark; the cells are named so that the run reads them again. On SQLite and
+    on a real PostgreSQL server (the SQL differs: ``IS`` against ``IS NOT DISTINCT FROM``)."""
+    from course_lib.instructor import formgrade, manual
+
+    written = {
+        A1: [
+            manual.WrittenCell("written_a", 2.0, "Q", "R"),
+            manual.WrittenCell("written_b", 1, "", ""),
+        ]
+    }
+    db = (
+        request.getfixturevalue("postgres")
+        if database == "postgresql"
+        else f"sqlite:///{tmp_path / 'gradebook.db'}"
+    )
+    _marked_gradebook(db, written)  # s01 written_a = 2
+    inputs = classroom.ClassInputs(out=tmp_path / "out", db_url=db)
+    seen: dict = {}
+    classroom.merged_marks(inputs, written, seen=seen)
+    assert seen == {("s01", A1, "written_a"): 2.0}
+    to_write = {("s01", A1): {"written_a": 2.0, "written_b": 1.0}, ("s02", A1): {"written_a": 0.5}}
+    _ta_marks(db, {("s02", "written_a"): 1.5, ("s01", "written_a"): 1.0})  # saved meanwhile
+    results = [result("s01", A1, 7.0), result("s02", A1, 9.0)]
+    changed = formgrade.record_written(db, results, written, to_write, seen)
+    assert sorted(changed) == [("s01", A1, "written_a"), ("s02", A1, "written_a")]
+    with _gradebook(db) as gb:
+        assert gb.find_grade("written_a", A1, A1, "s01").manual_score == 1.0  # the TA's
+        assert gb.find_grade("written_a", A1, A1, "s02").manual_score == 1.5  # the TA's
+        assert gb.find_grade("written_b", A1, A1, "s01").manual_score == 1.0  # unchanged: written
+    # Read again, nothing changed in between: everything is written.
+    seen = {}
+    again = classroom.merged_marks(inputs, written, seen=seen)
+    assert again == {
+        ("s01", A1): {"written_a": 1.0, "written_b": 1.0},
+        ("s02", A1): {"written_a": 1.5},
+    }
+    assert formgrade.record_written(db, results, written, again, seen) == []
+
+
+def _class_of_two(tmp_path: Path) -> tuple[list[dict], Path, Path, str]:
+    """Two chapter-05 submissions graded 10/10 by the engine (results as it returns them) and
+    its gradebook, as ``course grade`` leaves them before the class layer runs."""
+    from course_lib.instructor import export
+    from course_lib.instructor import notebooks as nbk
+
+    sys.path.insert(0, str(ROOT / "tests" / "classroom"))
+    from written_class import submission
+
+    source = nbk.load_source(ROOT / "solutions" / A1 / f"{A1}.ipynb", A1)
+    subs, out = tmp_path / "submitted", tmp_path / "out"
+    results = []
+    for sid in ("s01", "s02"):
+        folder = subs / sid / A1
+        folder.mkdir(parents=True)
+        (folder / f"{A1}.ipynb").write_text(json.dumps(submission(sid)))
+        cells = [
+            {"grade_id": t.grade_id, "points": t.points, "max_points": t.points}
+            for t in source.tests
+        ]
+        results.append(result(sid, A1, 10.0, cells=cells))
+    out.mkdir()
+    (out / "report.html").write_text("<html><body><h1>Grading report</h1></body></html>")
+    db = f"sqlite:///{(out / 'gradebook.db').resolve()}"
+    export.write_gradebook(db, results, {A1: source})
+    return results, subs, out, db
+
+
+def test_the_class_layer_reads_again_when_a_ta_saves_during_the_write_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from course_lib.instructor import formgrade
+
+    results, subs, out, db = _class_of_two(tmp_path)
+    inputs = classroom.ClassInputs(out=out)
+    options = classroom.prepare(inputs, ROOT / "solutions")
+    classroom.finish(out, results, subs, ROOT / "solutions", options, inputs)  # the written cells
+    write_back, calls = formgrade.record_written, []
+
+    def ta_saves_first(*args, **kwargs):
+        if not calls:  # the TA saves once, after the class layer read the gradebook
+            with _gradebook(db) as gb:
+                grade = gb.find_grade("written_scale", A1, A1, "s01")
+                grade.manual_score, grade.needs_manual_grade = 2.0, False
+                gb.db.commit()
+        calls.append(write_back(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(formgrade, "record_written", ta_saves_first)
+    rows = {
+        r["student_id"]: r
+        for r in classroom.finish(out, results, subs, ROOT / "solutions", options, inputs)
+    }
+    assert calls == [[("s01", A1, "written_scale")], []]  # refused once, then read again
+    assert rows["s01"]["manual_score"] == 2.0 and rows["s01"]["raw_score"] == 12.0
+    with _gradebook(db) as gb:
+        assert gb.find_grade("written_scale", A1, A1, "s01").manual_score == 2.0
+    sheet = (out / "manual" / f"{A1}.csv").read_text()
+    assert "s01,05_attention,written_scale,2,2" in sheet
+
+
+def test_scores_typed_on_test_cells_and_extra_credit_count_as_nbgrader_counts_them(
+    tmp_path: Path,
+) -> None:
+    """Formgrader lets a TA replace a test cell's score and give extra credit: the class layer
+    counts both, flags them, lists them in the report, and totals what nbgrader's own gradebook
+    totals; a re-run of the engine never touches them."""
+    from course_lib.instructor import export
+
+    results, subs, out, db = _class_of_two(tmp_path)
+    with _gradebook(db) as gb:
+        grade = gb.find_grade("test_softmax", A1, A1, "s02")
+        grade.manual_score = 0.5  # the engine gave 2
+        gb.find_grade("test_attention_weights", A1, A1, "s01").manual_score = 2.0  # same: no flag
+        gb.find_grade("test_attention_weights", A1, A1, "s01").extra_credit = 1.0
+        gb.db.commit()
+    inputs = classroom.ClassInputs(out=out)
+    options = classroom.prepare(inputs, ROOT / "solutions")
+    rows = {
+        r["student_id"]: r
+        for r in classroom.finish(out, results, subs, ROOT / "solutions", options, inputs)
+    }
+    assert rows["s02"]["auto_score"] == 8.5 and rows["s02"]["raw_score"] == 8.5
+    assert "formgrader_mark:test_softmax" in rows["s02"]["flags"]
+    assert rows["s01"]["auto_score"] == 10 and rows["s01"]["raw_score"] == 11.0
+    assert "extra_credit:test_attention_weights" in rows["s01"]["flags"]
+    assert not any(f.startswith("formgrader_mark") for f in rows["s01"]["flags"])
+    with _gradebook(db) as gb:  # nbgrader's own total (what `nbgrader export` writes)
+        assert {s: gb.find_submission(A1, s).score for s in ("s01", "s02")} == {
+            "s01": rows["s01"]["raw_score"],
+            "s02": rows["s02"]["raw_score"],
+        }
+    report = (out / "report.html").read_text()
+    assert "Marked in formgrader (2)" in report
+    assert "test_softmax 2 → 0.5 (typed in formgrader)" in report
+    with open(out / "grades.csv", newline="") as f:
+        csv_rows = {r["student_id"]: r for r in csv.DictReader(f)}
+    assert csv_rows["s02"]["auto_score"] == "8.5" and csv_rows["s01"]["raw_score"] == "11"
+    # The engine writes the gradebook again (a re-grade): the TA's entries stay.
+    export.write_gradebook(db, results, {A1: options_source()})
+    with _gradebook(db) as gb:
+        assert gb.find_grade("test_softmax", A1, A1, "s02").manual_score == 0.5
+        assert gb.find_grade("test_attention_weights", A1, A1, "s01").extra_credit == 1.0
+    # A score above the cell's points is refused before any grading, naming where to fix it.
+    with _gradebook(db) as gb:
+        gb.find_grade("test_softmax", A1, A1, "s02").manual_score = 3.0
+        gb.db.commit()
+    with pytest.raises(
+        ClassSetupError, match=r"s02 05_attention/test_softmax is marked 3, outside 0\.\.2"
+    ):
+        classroom.prepare(inputs, ROOT / "solutions")
+
+
+def options_source():
+    from course_lib.instructor import notebooks as nbk
+
+    return nbk.load_source(ROOT / "solutions" / A1 / f"{A1}.ipynb", A1)

@@ -313,3 +313,33 @@ def test_state_files_record_per_cell_results(graded: dict) -> None:
     cells = state["result"]["cells"]
     assert [c["grade_id"] for c in cells] == [t.grade_id for t in SOURCE.tests]
     assert all(c["status"] == "passed" for c in cells)
+
+
+_CLIENT = """
+import sys
+from course_lib import cli
+try:
+    cli.main(sys.argv[1:])
+except SystemExit as exc:
+    assert not exc.code, exc.code
+print("torch imported:", "torch" in sys.modules)
+"""
+
+
+def test_the_client_never_imports_torch(tmp_path: Path) -> None:
+    """``course grade`` runs student code only in its grader processes; the client itself (seed,
+    discovery, outputs, report, gradebook, the class layer's copying review) imports neither
+    the checkers nor torch, which would cost every run 2-3 s before any grading starts."""
+    from course_lib import grading as G
+    from course_lib.instructor import pipeline
+
+    assert (pipeline.SEED_ENV, pipeline.DEFAULT_SEED) == (G.SEED_ENV, G.DEFAULT_SEED)
+    make_corpus.write(ASSIGNMENT, tmp_path / "corpus", only=["honest"])
+    args = ["grade", str(tmp_path / "corpus"), "--out", str(tmp_path / "out"), "--jobs", "1"]
+    args += ["--source", str(ROOT / "solutions")]
+    done = subprocess.run(
+        [sys.executable, "-c", _CLIENT, *args], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert "torch imported: False" in done.stdout, done.stdout
+    assert _rows(tmp_path / "out")["honest"]["score"] == str(int(SOURCE.max_score))
