@@ -141,7 +141,7 @@ def engine_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     # The notebook's own "Your points so far" cell, edited: a cell of the student's, so it runs
     # in their process (honest's unchanged copy is the source's and never runs).
     summary = copy.deepcopy(honest)
-    cell = next(c for c in summary.cells if "G.check_all()" in c.source)
+    cell = next(c for c in summary.cells if c.cell_type == "code" and "check_all" in c.source)
     cell.source = cell.source.replace("G.check_all()", f'G.check_all("{CH}.ipynb")')
     submit(subs, "summary", CH, summary)
     submit(subs, "bad!id", CH, honest)
