@@ -10,7 +10,8 @@
 # as `01_tensors.html`) first.
 #
 # Four functions, 12 points. Run a solution cell, then the test cell below it; from a terminal,
-# `course check exercises/01_tensors/01_tensors.ipynb` runs all the visible tests.
+# `course check exercises/01_tensors/01_tensors.ipynb` runs all the visible tests, and so does the
+# `G.check_all()` cell near the end.
 #
 # Rules: no autograd (`.backward()`, `torch.autograd.grad`), no `F.linear`/`nn.Linear`, no
 # `F.mse_loss`, no `torch.optim`, and not the course's reference package.
@@ -409,6 +410,18 @@ else:
     ax.set_ylabel("MSE loss")
     ax.legend()
     plt.show()
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

@@ -11,7 +11,8 @@
 #
 # Eleven small functions, 14 points. Run a solution cell, then the test cell below it; from a
 # terminal, `course check exercises/02_tokenization/02_tokenization.ipynb` runs all the visible
-# tests. Use plain Python (and `unicodedata`), not the course's reference package.
+# tests, and so does the `G.check_all()` cell near the end. Use plain Python (and `unicodedata`),
+# not the course's reference package.
 
 # %% demo
 # Colab and Binder start without the course package: install it from the course repository, at
@@ -626,6 +627,18 @@ else:
     ax.set_xlabel("merges learned")
     ax.set_ylabel("tokens in the text")
     plt.show()
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

@@ -10,7 +10,8 @@
 # first.
 #
 # Five functions, 12 points. Run a solution cell, then the test cell below it; from a terminal,
-# `course check exercises/03_embeddings/03_embeddings.ipynb` runs all the visible tests.
+# `course check exercises/03_embeddings/03_embeddings.ipynb` runs all the visible tests, and so does
+# the `G.check_all()` cell near the end.
 #
 # Rules: no `F.one_hot`, `F.embedding`/`nn.Embedding`, `F.cosine_similarity`, and not the
 # course's reference package.
@@ -361,6 +362,18 @@ except NotImplementedError:
     print("Implement cosine_similarity and most_similar above, then run this cell again.")
 else:
     display(widget_slider(draw, demo_words, label="word"))
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

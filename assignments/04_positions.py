@@ -10,9 +10,9 @@
 # [chapter 4, *Position information*](../../book/04_positions.md) (published as
 # `04_positions.html`) first.
 #
-# Three exercises, 11 points. Run a solution cell, then the test cell below it; from a
-# terminal, `course check exercises/04_positions/04_positions.ipynb` runs all the visible tests.
-# Do not use the course's reference package.
+# Three exercises, 11 points. Run a solution cell, then the test cell below it; from a terminal,
+# `course check exercises/04_positions/04_positions.ipynb` runs all the visible tests, and so does
+# the `G.check_all()` cell near the end. Do not use the course's reference package.
 
 # %% demo
 # Colab and Binder start without the course package: install it from the course repository, at
@@ -317,6 +317,18 @@ except NotImplementedError:
     print("Implement sinusoidal_positional_encoding above, then run this cell again.")
 else:
     display(widget_slider(draw, [0, 8, 16, 32, 48, 63], label="position"))
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

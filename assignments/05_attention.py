@@ -9,9 +9,10 @@
 # [chapter 5, *Scaled dot-product attention*](../../book/05_attention.md) (published as
 # `05_attention.html`) before you start.
 #
-# You implement three functions, each with its own tests (10 points in all). Run a solution
-# cell, then the test cell below it. Check your work from a terminal with
-# `course check exercises/05_attention/05_attention.ipynb`.
+# You implement three functions, each with its own tests (10 points in all). Run a solution cell,
+# then the test cell below it. Check your work from a terminal with
+# `course check exercises/05_attention/05_attention.ipynb`, or in the notebook with the
+# `G.check_all()` cell near the end.
 #
 # Rules: build everything from tensor operations (`@`, `exp`, `sum`, `masked_fill`, `tril`,
 # ...). `torch.softmax`, `F.scaled_dot_product_attention` and the course's reference package
@@ -415,6 +416,18 @@ except NotImplementedError:
     print("Implement attention_weights above and run its cell, then run this cell to explore.")
 else:
     display(widget_slider(draw, [0.1, 0.5, 1.0, 2.0, 4.0, 8.0], label="scale factor", initial=2))
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

@@ -11,7 +11,8 @@
 # (published as `06_self_attention.html`) first.
 #
 # Two modules, 10 points. Run a solution cell, then the test cells below it; from a terminal,
-# `course check exercises/06_self_attention/06_self_attention.ipynb` runs the visible tests.
+# `course check exercises/06_self_attention/06_self_attention.ipynb` runs the visible tests, and so
+# does the `G.check_all()` cell near the end.
 #
 # Chapter 5's `scaled_dot_product_attention` is imported for you (you may also use your own, or
 # `F.scaled_dot_product_attention`). Not allowed: `nn.MultiheadAttention` and the course's
@@ -374,6 +375,18 @@ except NotImplementedError:
     print("Implement CrossAttention above, then run this cell again.")
 else:
     display(widget_slider(draw, [0.25, 1.0, 4.0, 16.0], label="sharpness", initial=1))
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

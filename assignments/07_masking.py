@@ -13,7 +13,8 @@
 # (published as `07_masking.html`) first.
 #
 # Five functions, 10 points. Run a solution cell, then the test cell below it; from a terminal,
-# `course check exercises/07_masking/07_masking.ipynb` runs all the visible tests.
+# `course check exercises/07_masking/07_masking.ipynb` runs all the visible tests, and so does the
+# `G.check_all()` cell near the end.
 #
 # Rules: build the masks from tensor operations (`ones`, `tril`, comparisons, indexing,
 # `&`, `masked_fill`, `cat`); the course's reference package is not allowed.
@@ -325,6 +326,18 @@ except NotImplementedError:
     print("Implement the three mask functions above and run their cells, then run this one.")
 else:
     display(widget_slider(draw, [1, 2, 3, 4, 5, 6], label="real tokens", initial=3))
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

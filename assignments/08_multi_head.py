@@ -10,8 +10,9 @@
 # [chapter 8, *Multi-head attention*](../../book/08_multi_head.md) (published as
 # `08_multi_head.html`) first.
 #
-# Four exercises, 12 points. Run a solution cell, then the test cells below it; from a
-# terminal, `course check exercises/08_multi_head/08_multi_head.ipynb` runs the visible tests.
+# Four exercises, 12 points. Run a solution cell, then the test cells below it; from a terminal,
+# `course check exercises/08_multi_head/08_multi_head.ipynb` runs the visible tests, and so does the
+# `G.check_all()` cell near the end.
 #
 # Chapter 5's `attention_weights` is imported for you. Not allowed inside your code:
 # `nn.MultiheadAttention`, `F.scaled_dot_product_attention`, `F.multi_head_attention_forward`
@@ -417,6 +418,18 @@ except NotImplementedError:
     print("Implement split_heads, merge_heads and MultiHeadAttention, then run this cell again.")
 else:
     display(widget_slider(draw, [1, 2, 4, 8], label="heads", initial=2))
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

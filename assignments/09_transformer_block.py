@@ -12,9 +12,9 @@
 # [chapter 9, *The transformer block and architectures*](../../book/09_transformer_block.md)
 # (published as `09_transformer_block.html`) first.
 #
-# Four exercises, 14 points. Run a solution cell, then the test cells below it; from a
-# terminal, `course check exercises/09_transformer_block/09_transformer_block.ipynb` runs the
-# visible tests.
+# Four exercises, 14 points. Run a solution cell, then the test cells below it; from a terminal,
+# `course check exercises/09_transformer_block/09_transformer_block.ipynb` runs the visible tests,
+# and so does the `G.check_all()` cell near the end.
 #
 # Chapter 8's `MultiHeadAttention` is imported for you (forward returns `(out, weights)`).
 # Not allowed: `F.layer_norm` / `nn.LayerNorm` inside `layer_norm`, `nn.TransformerEncoderLayer`,
@@ -462,6 +462,18 @@ else:
     ax.legend()
     fig.tight_layout()
     plt.show()
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

@@ -13,8 +13,9 @@
 # [chapter 10, *Pretraining objectives and adaptation*](../../book/10_pretraining.md)
 # (published as `10_pretraining.html`) first.
 #
-# Four functions, 10 points. Run a solution cell, then the test cells below it; from a
-# terminal, `course check exercises/10_pretraining/10_pretraining.ipynb` runs the visible tests.
+# Four functions, 10 points. Run a solution cell, then the test cells below it; from a terminal,
+# `course check exercises/10_pretraining/10_pretraining.ipynb` runs the visible tests, and so does
+# the `G.check_all()` cell near the end.
 #
 # Rules: `F.cross_entropy`, `F.nll_loss` (and their `nn` classes) and the course's reference
 # package are not allowed inside your functions. Every random number comes from the
@@ -413,6 +414,18 @@ except NotImplementedError:
     print("Implement mask_tokens above and run its cell, then run this cell to explore.")
 else:
     display(widget_slider(draw, [0.15, 0.3, 0.5, 1.0], label="mlm_probability", initial=0))
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

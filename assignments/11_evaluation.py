@@ -14,7 +14,8 @@
 # `11_evaluation.html`) first.
 #
 # Six functions, 12 points. Run a solution cell, then the test cells below it; from a terminal,
-# `course check exercises/11_evaluation/11_evaluation.ipynb` runs the visible tests.
+# `course check exercises/11_evaluation/11_evaluation.ipynb` runs the visible tests, and so does the
+# `G.check_all()` cell near the end.
 #
 # Rules: count with Python and numpy; scikit-learn, seqeval and the course's reference package
 # are not allowed inside your functions (use them outside to compare, if you like). Results
@@ -600,6 +601,18 @@ except NotImplementedError:
     print("Implement confusion_matrix above and run its cell, then run this cell to explore.")
 else:
     display(widget_slider(draw, list(range(11)), label="rare mails found", initial=0))
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

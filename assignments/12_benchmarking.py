@@ -12,9 +12,9 @@
 # Read [chapter 12, *Measuring performance*](../../book/12_benchmarking.md) (published as
 # `12_benchmarking.html`) first.
 #
-# Four functions, 10 points. Run a solution cell, then the test cells below it; from a
-# terminal, `course check exercises/12_benchmarking/12_benchmarking.ipynb` runs the visible
-# tests.
+# Four functions, 10 points. Run a solution cell, then the test cells below it; from a terminal,
+# `course check exercises/12_benchmarking/12_benchmarking.ipynb` runs the visible tests, and so does
+# the `G.check_all()` cell near the end.
 #
 # Rules: time with `time.perf_counter()`; the course's reference package is not allowed inside
 # your functions. The tests replace the clock by a fake one whose time only moves while `fn`
@@ -359,6 +359,18 @@ else:
         print("Implement fit_power_law and attention_flops to see the fitted exponent.")
         fig = plot_scaling(lengths, medians)
     plt.show()
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

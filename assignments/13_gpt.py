@@ -14,9 +14,10 @@
 # [chapter 13, *A GPT from the course's parts*](../../book/13_gpt.md) (published as
 # `13_gpt.html`) first.
 #
-# Six functions, 17 points from the tests (plus 3 for two written questions that a person
-# grades). Run a solution cell, then the test cells below it; from a
-# terminal, `course check exercises/13_gpt/13_gpt.ipynb` runs the visible tests.
+# Six functions, 17 points from the tests (plus 3 for two written questions that a person grades).
+# Run a solution cell, then the test cells below it; from a terminal,
+# `course check exercises/13_gpt/13_gpt.ipynb` runs the visible tests, and so does the
+# `G.check_all()` cell near the end.
 #
 # Rules: the course's reference package is not allowed inside your functions, nor
 # `F.cross_entropy` / `F.nll_loss` in `perplexity`. Every random number comes from the
@@ -662,6 +663,18 @@ else:
             top_p=widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05),
         )
     )
+
+# %% [markdown]
+# ## Your points so far
+#
+# Run every cell above first. The cell below runs this notebook's visible tests again and
+# lists each test's points, as `course check` does; the hidden tests run only when your work
+# is graded.
+
+# %% demo
+from course_lib import grading as G
+
+G.check_all()
 
 # %% [markdown]
 # ## Written questions

@@ -16,6 +16,12 @@ A test cell the student edited (its nbgrader checksum no longer matches) is not 
 the released original runs instead when it can be found, else the cell is left out, and the
 table says so. Each test cell runs in a copy of the kernel's namespace with the seeds the
 grader uses, and the kernel's random states are restored afterwards.
+
+While the notebook is being graded it prints one line and returns at once: the grader runs the
+tests itself. That is ``nbgrader autograde`` or ``validate`` (nbgrader sets
+``$NBGRADER_EXECUTION`` in the kernel it starts) and the student's process of ``course grade``
+and ``course check`` (:mod:`course_lib.instructor.worker` sets :data:`GRADER_PROCESS`), where
+the cell runs only if the student edited it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+# True in the student's process of ``course grade`` / ``course check`` (set by the worker).
+GRADER_PROCESS = False
+GRADING_MESSAGE = "check_all: skipped while this notebook is graded (the grader runs the tests)"
+
+
+def _grading() -> bool:
+    """Whether this cell runs as part of grading, not in the student's own kernel."""
+    return GRADER_PROCESS or bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
 class SummaryError(Exception):
@@ -203,12 +218,17 @@ def run_tests(ns: dict, cells: list[dict], path: Path | None) -> tuple[_Result, 
     return result, edited, release is not None
 
 
-def check_all(notebook: str | os.PathLike | None = None) -> bool:
+def check_all(notebook: str | os.PathLike | None = None) -> bool | None:
     """Run this notebook's visible tests against the functions defined in the kernel now and
     print each test's points, then every failure in full, as ``course check`` does.
 
     Put it in the last cell: ``G.check_all()``. Returns True when every visible test passes.
+    While the notebook is graded it prints one line and returns None (see the module's
+    docstring).
     """
+    if _grading():
+        print(GRADING_MESSAGE)
+        return None
     start = time.perf_counter()
     ns = _user_namespace(2)
     try:

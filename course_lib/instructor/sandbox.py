@@ -116,6 +116,53 @@ class LoadResult:
     skipped: dict[str, str] = field(default_factory=dict)  # chunk id -> why (crash / timeout)
 
 
+def limit_plan(limits: Limits, *, own_uid: bool) -> list[tuple[str, tuple[int, int]]]:
+    """The resource limits a student's process gets, as ``(RLIMIT_ name, (soft, hard))``.
+
+    ``RLIMIT_NPROC`` counts every process and thread of a uid, so it is set only when the
+    process has a uid of its own: with the caller's uid (``course check`` run by a student) it
+    would count their browser and editor too, and the forks the tests need would fail.
+    ``RLIMIT_AS`` is Linux's: macOS does not enforce an address-space limit (there it is
+    ``RLIMIT_RSS``) and its processes reserve far more address space than they use.
+    """
+    mem = int(limits.memory_mb) * 1024 * 1024
+    size = int(limits.max_file_mb) * 1024 * 1024
+    cpu, nproc = int(limits.cpu_seconds), int(limits.max_processes)
+    plan = [
+        ("RLIMIT_AS", (mem, mem)),
+        ("RLIMIT_CPU", (cpu, cpu + 5)),
+        ("RLIMIT_NPROC", (nproc, nproc)),
+        ("RLIMIT_FSIZE", (size, size)),
+        ("RLIMIT_CORE", (0, 0)),
+    ]
+    if not own_uid:
+        plan = [p for p in plan if p[0] != "RLIMIT_NPROC"]
+    if not sys.platform.startswith("linux"):
+        plan = [p for p in plan if p[0] != "RLIMIT_AS"]
+    return plan
+
+
+def apply_limits(limits: Limits, *, own_uid: bool) -> list[str]:
+    """Set :func:`limit_plan`'s limits on this process; the names of those the system refused.
+
+    On Linux every limit must hold (an error propagates: no student code runs without them).
+    Elsewhere a limit the system refuses is left as it was, so that a self-check still runs
+    with process isolation and the limits the system takes.
+    """
+    refused = []
+    for name, value in limit_plan(limits, own_uid=own_uid):
+        which = getattr(resource, name, None)
+        try:
+            if which is None:
+                raise ValueError(f"{name} does not exist here")
+            resource.setrlimit(which, value)
+        except (ValueError, OSError):
+            if sys.platform.startswith("linux"):
+                raise
+            refused.append(name)
+    return refused
+
+
 def bwrap_path() -> str | None:
     if os.environ.get("COURSE_SANDBOX") == "rlimits":  # tests of the fallback set this
         return None
@@ -231,14 +278,8 @@ class Sandbox:
         return cmd + python
 
     def _preexec(self) -> None:
-        lim = self.limits
-        mem = lim.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds + 5))
-        resource.setrlimit(resource.RLIMIT_NPROC, (lim.max_processes, lim.max_processes))
-        size = lim.max_file_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # As root the process gets a uid of its own (here or through setpriv under bubblewrap).
+        apply_limits(self.limits, own_uid=os.getuid() == 0)
         if not self.isolated and os.getuid() == 0 and self._python_readable_by_uid():
             os.setgroups([])
             os.setgid(self.uid)
@@ -1161,12 +1202,25 @@ def _make_process_root() -> Path:
             with contextlib.suppress(ValueError, OSError):
                 pid = int(stale.name[1:].split("-")[0])
                 old = time.time() - stale.stat().st_mtime > 3600
-                if old and not Path(f"/proc/{pid}").exists():
+                if old and not _pid_alive(pid):
                     shutil.rmtree(stale, ignore_errors=True)
         _process_root = Path(tempfile.mkdtemp(prefix=f"p{os.getpid()}-", dir=top))
         _process_root.chmod(0o711)
         _process_root_pid = os.getpid()
     return _process_root
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists: ``/proc`` on Linux, a null signal elsewhere (macOS)."""
+    if sys.platform.startswith("linux"):
+        return Path(f"/proc/{pid}").exists()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def scratch_root() -> Path:

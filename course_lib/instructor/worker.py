@@ -528,7 +528,7 @@ def _imports() -> tuple[Any, Any]:
 
     torch.set_num_threads(1)
     from course_lib import grading
-    from course_lib.instructor import wire
+    from course_lib.instructor import sandbox, wire  # noqa: F401 - sandbox: each child's limits
 
     return grading, wire
 
@@ -540,6 +540,9 @@ def serve_submission(ctl: socket.socket, grading: Any, wire: Any) -> None:
     header, blobs = wire.recv_frame(ctl)
     if header.get("op") != "load":
         raise SystemExit("expected a load request")
+    from course_lib.grading import summary
+
+    summary.GRADER_PROCESS = True  # an edited ``G.check_all()`` cell returns at once
     main_module = types.ModuleType("__main__")
     main_module.__dict__["__builtins__"] = __builtins__
     sys.modules["__main__"] = main_module
@@ -622,7 +625,6 @@ def _become_submission(spec: dict, sock: socket.socket) -> None:
     namespaces, limits and uid (the uid change drops every capability the zygote had), then
     its scratch folder and log, entered as that uid."""
     import ctypes
-    import resource
 
     libc = _libc()
     os.setsid()  # its own session and process group
@@ -632,17 +634,10 @@ def _become_submission(spec: dict, sock: socket.socket) -> None:
     if libc.unshare(_CLONE_PRIVATE) != 0 and spec.get("require_private"):
         err = ctypes.get_errno()
         raise OSError(err, f"cannot enter private namespaces: {os.strerror(err)}")
-    lim = dict(spec["limits"])
-    mem = int(lim["memory_mb"]) * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    cpu = int(lim["cpu_seconds"])
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    nproc = int(lim["max_processes"])
-    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-    size = int(lim["max_file_mb"]) * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     uid = spec.get("uid")
+    from course_lib.instructor.sandbox import Limits, apply_limits
+
+    apply_limits(Limits(**dict(spec["limits"])), own_uid=uid is not None)
     if uid is not None:
         os.setgroups([])
         os.setgid(int(uid))

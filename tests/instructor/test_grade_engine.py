@@ -138,6 +138,12 @@ def engine_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         ),
     )
     submit(subs, "helper", CH, helper)
+    # The notebook's own "Your points so far" cell, edited: a cell of the student's, so it runs
+    # in their process (honest's unchanged copy is the source's and never runs).
+    summary = copy.deepcopy(honest)
+    cell = next(c for c in summary.cells if c.cell_type == "code" and "check_all" in c.source)
+    cell.source = cell.source.replace("G.check_all()", f'G.check_all("{CH}.ipynb")')
+    submit(subs, "summary", CH, summary)
     submit(subs, "bad!id", CH, honest)
     linker = subs / "linker" / CH
     linker.mkdir(parents=True)
@@ -164,7 +170,17 @@ def engine_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_honest_students_get_full_marks_and_only_notes(engine_run: dict) -> None:
-    for student in ("honest", "张三", "john doe", "scratch", "explore", "docstring", "helper"):
+    students = (
+        "honest",
+        "张三",
+        "john doe",
+        "scratch",
+        "explore",
+        "docstring",
+        "helper",
+        "summary",
+    )
+    for student in students:
         row = engine_run["rows"][student]
         assert full_auto_marks(row), (student, row)
         assert row["status"].split(":")[0] in ("graded", "partial"), (student, row)
@@ -173,6 +189,10 @@ def test_honest_students_get_full_marks_and_only_notes(engine_run: dict) -> None
     # the notes name the cell and the line
     assert "note:reference_mention:softmax:2" in engine_run["rows"]["docstring"]["flags"]
     assert "note:reference_mention:added-1:1" in engine_run["rows"]["scratch"]["flags"]
+    # the edited summary cell ran without raising (a raising cell makes the row partial)
+    summary, honest = engine_run["rows"]["summary"], engine_run["rows"]["honest"]
+    assert summary["status"] == honest["status"] and "raised" not in summary["status"], summary
+    assert "note:reference_mention:added-1:1" in engine_run["rows"]["summary"]["flags"]
     honest_flags = [f for f in engine_run["rows"]["honest"]["flags"].split(";") if f]
     # no note at all: only the class layer's review flags (these test students share one code)
     assert all(f.startswith(REVIEW_FLAGS[1:]) for f in honest_flags), honest_flags

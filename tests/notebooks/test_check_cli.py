@@ -76,6 +76,8 @@ def test_check_blank_then_solved(tmp_path: Path) -> None:
     points = sum(c.metadata.nbgrader.points for c in H.test_cells(nb).values())
     assert f"{points} / {points}" in proc.stdout
     assert "failed" not in proc.stdout and "All visible tests pass" in proc.stdout
+    # the notebook's own G.check_all() cell is not run: one table, no note about it
+    assert proc.stdout.count("  total") == 1 and "Note:" not in proc.stdout
 
 
 @pytest.mark.slow
@@ -178,3 +180,99 @@ def test_check_all_in_the_notebook_agrees_with_course_check(
     out = capsys.readouterr().out
     assert table(out) == expected, out
     assert "test_relative_positions:\n" in out and "Some tests fail" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# "Your points so far": the G.check_all() cell of every notebook, and what grading does with it.
+# ---------------------------------------------------------------------------------------------
+
+SUMMARY_CELL = "from course_lib import grading as G\n\nG.check_all()"
+
+
+def _summary_cells(nb: nbformat.NotebookNode) -> list[int]:
+    return [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "check_all" in c.source]
+
+
+def test_every_notebook_ends_with_the_same_points_so_far_cell() -> None:
+    """One plain (ungraded) ``G.check_all()`` cell per release, after the same markdown cell in
+    every chapter (so the Chinese edition shares its translation), before the written questions
+    and mentioned in the recap at the top."""
+    explanations = set()
+    for chapter in H.chapters():
+        nb = H.released(chapter)
+        (index,) = _summary_cells(nb)
+        cell = nb.cells[index]
+        assert cell.source == SUMMARY_CELL and "nbgrader" not in cell.metadata, chapter
+        heading = nb.cells[index - 1]
+        assert heading.cell_type == "markdown"
+        assert heading.source.startswith("## Your points so far\n"), chapter
+        explanations.add(heading.source)
+        assert nb.cells[index + 1].source.startswith("## Written questions"), chapter
+        assert "`G.check_all()` cell near the end" in nb.cells[0].source, chapter
+    assert len(explanations) == 1, explanations
+    assert "hidden tests run only when your work is graded" in " ".join(explanations.pop().split())
+
+
+def test_the_summary_cell_is_never_run_by_the_grader_unless_edited(tmp_path: Path) -> None:
+    """The unchanged cell is recognised as the source's own demo cell and skipped (not one of
+    the student's cells, no flag, no note); edited, it is a cell of the student's and runs."""
+    from course_lib.instructor import notebooks as nbk
+
+    source = nbk.load_source(H.SOLUTIONS / CHAPTER / f"{CHAPTER}.ipynb", CHAPTER)
+    nb = H.fill(CHAPTER)
+    path = tmp_path / f"{CHAPTER}.ipynb"
+    nbformat.write(nb, path)
+    ex = nbk.extract(path, source)
+    assert ex.added == [] and ex.flags == [] and ex.missing == []
+    assert not any("check_all" in c["source"] for c in nbk.worker_chunks(source, ex))
+
+    (index,) = _summary_cells(nb)
+    nb.cells[index].source = SUMMARY_CELL.replace("()", f"({CHAPTER + '.ipynb'!r})")
+    nbformat.write(nb, path)
+    ex = nbk.extract(path, source)
+    assert [code for _, code in ex.added] == [nb.cells[index].source]
+    assert ex.flags == []
+
+
+def test_check_all_returns_at_once_while_nbgrader_grades(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Under ``nbgrader autograde``/``validate`` (``$NBGRADER_EXECUTION``) and in the student's
+    process of ``course grade``/``course check`` the cell prints one line and reads nothing."""
+    from course_lib.grading import summary
+
+    def no_reading(*_args: object) -> None:
+        raise AssertionError("check_all looked for the notebook while it was being graded")
+
+    monkeypatch.setattr(summary, "find_notebook", no_reading)
+    for mode in ("autograde", "validate"):
+        monkeypatch.setenv("NBGRADER_EXECUTION", mode)
+        assert summary.check_all() is None
+        assert capsys.readouterr().out == summary.GRADING_MESSAGE + "\n"
+    monkeypatch.delenv("NBGRADER_EXECUTION")
+    monkeypatch.setattr(summary, "GRADER_PROCESS", True)
+    assert summary.check_all("05_attention.ipynb") is None
+    assert capsys.readouterr().out == summary.GRADING_MESSAGE + "\n"
+    monkeypatch.setattr(summary, "GRADER_PROCESS", False)
+    with pytest.raises(AssertionError, match="looked for the notebook"):
+        summary.check_all()  # in the student's own kernel it does look
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("check_cli")
+def test_an_edited_summary_cell_costs_nothing_under_course_check(tmp_path: Path) -> None:
+    """Edited (a path given), the cell is the student's own and runs in their process while
+    ``course check`` loads it: there check_all returns None at once (a run of the tests would
+    return True or False, and the assert would fail the cell), and the table appears once."""
+    nb = H.fill(CHAPTER)
+    path = tmp_path / f"{CHAPTER}.ipynb"
+    (index,) = _summary_cells(nb)
+    nb.cells[
+        index
+    ].source = f"from course_lib import grading as G\n\nok = G.check_all({str(path)!r})\nassert ok is None\n"
+    nbformat.write(nb, path)
+    proc = _course("check", str(path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    points = sum(c.metadata.nbgrader.points for c in H.test_cells(nb).values())
+    assert f"{points} / {points}" in proc.stdout and "raised" not in proc.stdout
+    assert proc.stdout.count("  total") == 1 and "All visible tests pass" in proc.stdout

@@ -166,3 +166,19 @@ def test_every_test_cell_is_fast(chapter: str, capsys: pytest.CaptureFixture) ->
         )
     slow = {k: round(s, 2) for k, s in graded.seconds.items() if s > CELL_LIMIT_S}
     assert not slow, f"test cells over {CELL_LIMIT_S} s: {slow}"
+
+
+@pytest.mark.parametrize("chapter", _groups())
+def test_the_points_so_far_cell_is_one_line_under_autograde(chapter: str) -> None:
+    """nbgrader runs every cell, ``G.check_all()`` too: under autograde (``$NBGRADER_EXECUTION``)
+    it prints one line instead of running the visible tests a second time."""
+    from course_lib.grading.summary import GRADING_MESSAGE
+
+    results = H.grade_chapter(chapter)
+    for student in ("solution", "blank"):
+        path = results.course / "autograded" / student / chapter / f"{chapter}.ipynb"
+        nb = H.read(path)
+        cells = [c for c in nb.cells if c.cell_type == "code" and "G.check_all()" in c.source]
+        assert len(cells) == 1, student
+        outputs = cells[0].outputs
+        assert [o.get("text") for o in outputs] == [GRADING_MESSAGE + "\n"], outputs
