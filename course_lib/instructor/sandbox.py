@@ -25,7 +25,6 @@ import itertools
 import json
 import os
 import random
-import resource
 import shutil
 import signal
 import socket
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import course_lib
+from course_lib.instructor.worker import apply_limits, limit_plan  # noqa: F401 - set in the child
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -114,53 +114,6 @@ class LoadResult:
     errors: dict[str, str] = field(default_factory=dict)
     defined: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # chunk id -> why (crash / timeout)
-
-
-def limit_plan(limits: Limits, *, own_uid: bool) -> list[tuple[str, tuple[int, int]]]:
-    """The resource limits a student's process gets, as ``(RLIMIT_ name, (soft, hard))``.
-
-    ``RLIMIT_NPROC`` counts every process and thread of a uid, so it is set only when the
-    process has a uid of its own: with the caller's uid (``course check`` run by a student) it
-    would count their browser and editor too, and the forks the tests need would fail.
-    ``RLIMIT_AS`` is Linux's: macOS does not enforce an address-space limit (there it is
-    ``RLIMIT_RSS``) and its processes reserve far more address space than they use.
-    """
-    mem = int(limits.memory_mb) * 1024 * 1024
-    size = int(limits.max_file_mb) * 1024 * 1024
-    cpu, nproc = int(limits.cpu_seconds), int(limits.max_processes)
-    plan = [
-        ("RLIMIT_AS", (mem, mem)),
-        ("RLIMIT_CPU", (cpu, cpu + 5)),
-        ("RLIMIT_NPROC", (nproc, nproc)),
-        ("RLIMIT_FSIZE", (size, size)),
-        ("RLIMIT_CORE", (0, 0)),
-    ]
-    if not own_uid:
-        plan = [p for p in plan if p[0] != "RLIMIT_NPROC"]
-    if not sys.platform.startswith("linux"):
-        plan = [p for p in plan if p[0] != "RLIMIT_AS"]
-    return plan
-
-
-def apply_limits(limits: Limits, *, own_uid: bool) -> list[str]:
-    """Set :func:`limit_plan`'s limits on this process; the names of those the system refused.
-
-    On Linux every limit must hold (an error propagates: no student code runs without them).
-    Elsewhere a limit the system refuses is left as it was, so that a self-check still runs
-    with process isolation and the limits the system takes.
-    """
-    refused = []
-    for name, value in limit_plan(limits, own_uid=own_uid):
-        which = getattr(resource, name, None)
-        try:
-            if which is None:
-                raise ValueError(f"{name} does not exist here")
-            resource.setrlimit(which, value)
-        except (ValueError, OSError):
-            if sys.platform.startswith("linux"):
-                raise
-            refused.append(name)
-    return refused
 
 
 def bwrap_path() -> str | None:

@@ -517,6 +517,56 @@ def _run_chunks(chunks: list[dict], ns: dict, ctl: socket.socket, wire: Any) -> 
     return errors
 
 
+def limit_plan(limits: Any, *, own_uid: bool) -> list[tuple[str, tuple[int, int]]]:
+    """The resource limits a student's process gets, as ``(RLIMIT_ name, (soft, hard))``, from
+    ``limits`` (a :class:`.sandbox.Limits`, or its fields as attributes).
+
+    ``RLIMIT_NPROC`` counts every process and thread of a uid, so it is set only when the
+    process has a uid of its own: with the caller's uid (``course check`` run by a student) it
+    would count their browser and editor too, and the forks the tests need would fail.
+    ``RLIMIT_AS`` is Linux's: macOS does not enforce an address-space limit (there it is
+    ``RLIMIT_RSS``) and its processes reserve far more address space than they use.
+    """
+    mem = int(limits.memory_mb) * 1024 * 1024
+    size = int(limits.max_file_mb) * 1024 * 1024
+    cpu, nproc = int(limits.cpu_seconds), int(limits.max_processes)
+    plan = [
+        ("RLIMIT_AS", (mem, mem)),
+        ("RLIMIT_CPU", (cpu, cpu + 5)),
+        ("RLIMIT_NPROC", (nproc, nproc)),
+        ("RLIMIT_FSIZE", (size, size)),
+        ("RLIMIT_CORE", (0, 0)),
+    ]
+    if not own_uid:
+        plan = [p for p in plan if p[0] != "RLIMIT_NPROC"]
+    if not sys.platform.startswith("linux"):
+        plan = [p for p in plan if p[0] != "RLIMIT_AS"]
+    return plan
+
+
+def apply_limits(limits: Any, *, own_uid: bool) -> list[str]:
+    """Set :func:`limit_plan`'s limits on this process; the names of those the system refused.
+
+    On Linux every limit must hold (an error propagates: no student code runs without them).
+    Elsewhere a limit the system refuses is left as it was, so that a self-check still runs
+    with process isolation and the limits the system takes.
+    """
+    refused = []
+    for name, value in limit_plan(limits, own_uid=own_uid):
+        import resource
+
+        which = getattr(resource, name, None)
+        try:
+            if which is None:
+                raise ValueError(f"{name} does not exist here")
+            resource.setrlimit(which, value)
+        except (ValueError, OSError):
+            if sys.platform.startswith("linux"):
+                raise
+            refused.append(name)
+    return refused
+
+
 def _imports() -> tuple[Any, Any]:
     """What every student process starts with: torch (one thread), matplotlib (Agg), the
     checkers and the wire format. The zygote imports them once, before any student code."""
@@ -528,7 +578,7 @@ def _imports() -> tuple[Any, Any]:
 
     torch.set_num_threads(1)
     from course_lib import grading
-    from course_lib.instructor import sandbox, wire  # noqa: F401 - sandbox: each child's limits
+    from course_lib.instructor import wire
 
     return grading, wire
 
@@ -635,9 +685,7 @@ def _become_submission(spec: dict, sock: socket.socket) -> None:
         err = ctypes.get_errno()
         raise OSError(err, f"cannot enter private namespaces: {os.strerror(err)}")
     uid = spec.get("uid")
-    from course_lib.instructor.sandbox import Limits, apply_limits
-
-    apply_limits(Limits(**dict(spec["limits"])), own_uid=uid is not None)
+    apply_limits(types.SimpleNamespace(**dict(spec["limits"])), own_uid=uid is not None)
     if uid is not None:
         os.setgroups([])
         os.setgid(int(uid))

@@ -139,7 +139,7 @@ def _recording(monkeypatch: pytest.MonkeyPatch, refuse: set[int] = frozenset()) 
             raise ValueError("current limit exceeds maximum limit")
         calls.append((which, value))
 
-    monkeypatch.setattr(sandbox.resource, "setrlimit", setrlimit)  # never this process's limits
+    monkeypatch.setattr(resource, "setrlimit", setrlimit)  # never this process's limits
     return calls
 
 

@@ -118,9 +118,13 @@ def test_student_solves_one_function_in_jupyterlab(lab: tuple[str, str]) -> None
     url, token = lab
     nb = H.released(CHAPTER)
     index = {H.grade_id(c): i for i, c in enumerate(nb.cells)}
-    demo_index = max(
+    plain = [
         i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "nbgrader" not in c.metadata
-    )
+    ]
+    # The last plain cell is "Your points so far" (G.check_all()); the explorer comes before it.
+    summary_index = plain[-1]
+    assert "G.check_all()" in nb.cells[summary_index].source
+    demo_index = max(i for i in plain if "check_all" not in nb.cells[i].source)
 
     def drive() -> None:
         with sync_api.sync_playwright() as p:
@@ -128,7 +132,7 @@ def test_student_solves_one_function_in_jupyterlab(lab: tuple[str, str]) -> None
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(HANG_GUARD_MS)
             try:
-                _solve_in_lab(page, url, token, nb, index, demo_index)
+                _solve_in_lab(page, url, token, nb, index, demo_index, summary_index)
             finally:
                 shot = _artifacts() / "jupyterlab_04_positions.png"
                 page.screenshot(path=str(shot), full_page=True)
@@ -153,7 +157,9 @@ RUN_ALL_FINISHED = """(demoIndex) => {
 }"""
 
 
-def _solve_in_lab(page, url: str, token: str, nb, index: dict, demo_index: int) -> None:
+def _solve_in_lab(
+    page, url: str, token: str, nb, index: dict, demo_index: int, summary_index: int
+) -> None:
     """Open the notebook, type the solution, run all cells, and check what the student sees."""
     page.goto(f"{url}/lab/tree/{CHAPTER}.ipynb?token={token}")
     notebook = page.locator(".jp-NotebookPanel:visible .jp-Notebook")
@@ -173,11 +179,12 @@ def _solve_in_lab(page, url: str, token: str, nb, index: dict, demo_index: int) 
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
 
-    demo = cells.nth(demo_index)
-    # The run is over when the last code cell (the explorer) has its execution count, or when the
-    # kernel is idle again with an error shown and nothing queued (Run All stops at an error).
-    page.wait_for_function(RUN_ALL_FINISHED, arg=demo_index, polling=500)
-    if not re.fullmatch(r"\[\d+\]:", demo.locator(".jp-InputArea-prompt").inner_text().strip()):
+    demo, summary = cells.nth(demo_index), cells.nth(summary_index)
+    # The run is over when the last code cell (the points so far) has its execution count, or
+    # when the kernel is idle again with an error shown and nothing queued (Run All stops at an
+    # error).
+    page.wait_for_function(RUN_ALL_FINISHED, arg=summary_index, polling=500)
+    if not re.fullmatch(r"\[\d+\]:", summary.locator(".jp-InputArea-prompt").inner_text().strip()):
         shown = notebook.locator(".jp-OutputArea-output[data-mime-type*='stderr']")
         errors = "\n".join(shown.nth(i).inner_text()[-1500:] for i in range(shown.count()))
         pytest.fail(f"Run All Cells stopped before the explorer:\n{errors}", pytrace=False)
@@ -191,6 +198,11 @@ def _solve_in_lab(page, url: str, token: str, nb, index: dict, demo_index: int) 
 
     assert demo.locator(".widget-slider").count() == 1
     demo.locator(".widget-output img").first.wait_for()
+    # G.check_all() found this notebook from the kernel and ran its visible tests on the typed
+    # solutions: every test listed, all passing.
+    table = summary.locator(".jp-OutputArea").inner_text()
+    assert "All visible tests pass." in table, table
+    assert all(gid in table for gid in H.test_cells(nb)), table
 
 
 def _artifacts() -> Path:
