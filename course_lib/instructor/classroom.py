@@ -489,7 +489,7 @@ def finish(
         )
     formgrader_cell_marks(
         here,
-        {a: {t.grade_id: t.points for t in s.tests} for a, s in sources.items()},
+        test_cells(source_dir, aids),
         options,
         lambda _: None,
     )  # read after the write-back: a score typed on a test cell meanwhile counts too
