@@ -26,6 +26,7 @@ from pathlib import Path
 from course_lib.instructor import late as late_mod
 from course_lib.instructor import overrides as ov
 from course_lib.instructor.export import write_atomic, write_table
+from course_lib.instructor.notebooks import SourceAssignment
 from course_lib.instructor.roster import Roster, apply_roster
 
 CLASS_COLUMNS = [
@@ -86,7 +87,7 @@ def class_rows(
         r["name"] = student.name if student else ""
         r["auto_score"] = float(r["score"])
         r["auto_max"] = float(r["max_score"])
-        r["cell_marks"], r["extra_credit"] = {}, 0.0
+        r["cell_marks"], r["extra_credit"], r["extra_credit_cells"] = {}, 0.0, {}
         if r.get("status") != "missing":
             engine = {str(c["grade_id"]): float(c["points"]) for c in r.get("cells", [])}
             for gid, points in sorted(options.cell_marks.get(key, {}).items()):
@@ -97,10 +98,15 @@ def class_rows(
                     r["flags"] = [*r["flags"], f"formgrader_mark:{gid}"]
             bonus = options.extra_credit.get(key, {})
             r["extra_credit"] = sum(bonus.values())
+            r["extra_credit_cells"] = dict(sorted(bonus.items()))
             r["flags"] = [*r["flags"], *(f"extra_credit:{gid}" for gid in sorted(bonus))]
         written = options.written.get(aid, {})
         marks = options.manual.get(key, {})
         r["manual_score"] = sum(marks.values())
+        # Per written cell: its mark (None: not marked yet) out of its points.
+        r["written_marks"] = {
+            gid: {"points": marks.get(gid), "max_points": pts} for gid, pts in written.items()
+        }
         r["manual_graded"] = bool(written) and set(written) <= set(marks)
         r["max_score"] = r["auto_max"] + sum(written.values())
         if written and r.get("status") != "missing" and not r["manual_graded"]:
@@ -133,6 +139,8 @@ def _orphan_override(o: ov.Override) -> dict:
         "auto_score": 0.0,
         "manual_score": 0.0,
         "extra_credit": 0.0,
+        "extra_credit_cells": {},
+        "written_marks": {},
         "cell_marks": {},
         "raw_score": 0.0,
         "late_by": "",
@@ -323,6 +331,48 @@ def write_class_outputs(
     write_atomic(out / "report.html", page)
 
 
+def changed_by_class(r: dict) -> bool:
+    """Whether the class layer made ``r``'s grade other than the tests' points alone (or has
+    something to say about it: written cells, a late submission, an override)."""
+    return bool(
+        r.get("cell_marks")
+        or r.get("extra_credit_cells")
+        or r.get("written_marks")
+        or r.get("late_by")
+        or r.get("penalty")
+        or r.get("override") is not None
+        or r["score"] != r["auto_score"]
+        or r["max_score"] != r["auto_max"]
+    )
+
+
+def write_feedback(
+    out: Path,
+    rows: list[dict],
+    sources: dict[str, SourceAssignment],
+    answers: dict[tuple[str, str], dict[str, str]] | None = None,
+) -> None:
+    """Write every row's feedback page again with its grade as ``grades.csv`` records it (the
+    engine wrote it with the tests' points alone), and make the ``feedback`` column name
+    exactly the pages that exist: a row the engine wrote no page for (an invalid id, no source
+    notebook) gets no link, and a ``missing`` row whose page the engine wrote (a student folder
+    without the assignment) gets its page rewritten and linked."""
+    from course_lib.instructor import report
+
+    answers = answers or {}
+    for r in rows:
+        sid, aid = r["student_id"], r["assignment_id"]
+        path = out / "feedback" / sid / f"{aid}.html"
+        writable = aid in sources and r["status"] not in ("invalid_id", "override_only")
+        if writable and (r.get("feedback") or path.is_file()):
+            grade = r if changed_by_class(r) else None  # else the engine's page, as it was
+            page = report.feedback_html(r, sources[aid], grade, answers.get((sid, aid)))
+            write_atomic(path, page)
+            r["feedback"] = f"feedback/{sid}/{aid}.html"
+        else:
+            r["feedback"] = ""
+
+
 # ---------------------------------------------------------------------------------------------
 # ``course grade`` with the class options: check every input first, then grade, then apply.
 # ---------------------------------------------------------------------------------------------
@@ -496,6 +546,7 @@ def finish(
     sim_flags, links = similarity.run(readable, sources, out, inputs.similarity_threshold)
     options.similarity = sim_flags
     rows = class_rows(results, options, late_mod.submission_times(submissions))
+    answers: dict[tuple[str, str], dict[str, str]] = {}
     for aid, cells in written.items():
         by_student = {}
         for r in readable:
@@ -508,8 +559,10 @@ def finish(
                 nb = found[0] if len(found) == 1 else nb
             by_student[r["student_id"]] = manual.answers(nb, cells)
         manual.write_sheet(out, aid, cells, by_student, options.manual)
+        answers.update({(sid, aid): a for sid, a in by_student.items()})
         links[f"written answers {aid} (sheet)"] = f"manual/{aid}.html"
     formgrade.write_ledger(out, db_url, options.manual, options.mark_origins)
+    write_feedback(out, rows, sources, answers)
     report_path = out / "report.html"
     engine_report = report_path.read_text(encoding="utf-8") if report_path.exists() else ""
     write_class_outputs(out, rows, engine_report, links)

@@ -48,15 +48,40 @@ def _visible_tests_html(source: SourceAssignment) -> str:
     return known[1]
 
 
-def feedback_html(result: dict, source: SourceAssignment) -> str:
-    """One student's feedback: no hidden test source, no solution, only their code."""
+def _pts(x: float) -> str:
+    """Points as grades.csv writes them."""
+    return f"{x:.6g}"
+
+
+def feedback_html(
+    result: dict,
+    source: SourceAssignment,
+    grade: dict | None = None,
+    answers: dict[str, str] | None = None,
+) -> str:
+    """One student's feedback: no hidden test source, no solution, only their code.
+
+    ``grade``, when given, is the student's row of the class layer
+    (:func:`.classroom.class_rows`): the header then shows the grade as ``grades.csv`` records
+    it, the test cells a TA scored in formgrader show the TA's points, and a section says how
+    the grade is made (tests, written answers with their marks, extra credit, late penalty, a
+    score set by the instructor; never the override's reason or who recorded it).
+    ``answers``: the student's written answers by cell, shown with their marks."""
+    ta = (grade or {}).get("cell_marks", {})
     rows = []
     for cell in result["cells"]:
         status = cell["status"]
         message = cell["message"] or ("all checks passed" if status == "passed" else "")
+        points = f"{cell['points']:g} / {cell['max_points']:g}"
+        if cell["grade_id"] in ta:
+            tests_gave, ta_set = ta[cell["grade_id"]]
+            points = (
+                f"{_pts(ta_set)} / {cell['max_points']:g}<br><small>the tests gave "
+                f"{_pts(tests_gave)}; a TA set {_pts(ta_set)}</small>"
+            )
         rows.append(
             f"<tr><td>{html.escape(cell['grade_id'])}</td><td class='{html.escape(status)}'>"
-            f"{html.escape(status)}</td><td>{cell['points']:g} / {cell['max_points']:g}</td>"
+            f"{html.escape(status)}</td><td>{points}</td>"
             f"<td><pre>{html.escape(message)}</pre></td></tr>"
         )
     tests = _visible_tests_html(source)
@@ -64,11 +89,16 @@ def feedback_html(result: dict, source: SourceAssignment) -> str:
         f"<h3>{html.escape(gid)}</h3><pre>{html.escape(src)}</pre>"
         for gid, src in result.get("student_code", {}).items()
     )
+    if grade is None:
+        total = f"{result['score']:g} / {result['max_score']:g}"
+    else:
+        total = f"{_pts(grade['score'])} / {_pts(grade['max_score'])}"
     body = (
         f"<p>Student <b>{html.escape(result['student_id'])}</b>, assignment "
-        f"<b>{html.escape(result['assignment_id'])}</b>: <b>{result['score']:g} / "
-        f"{result['max_score']:g}</b> — {html.escape(result['status_text'])}</p>"
-        "<table><tr><th>test</th><th>result</th><th>points</th><th>message</th></tr>"
+        f"<b>{html.escape(result['assignment_id'])}</b>: <b id='total'>{total}</b> — "
+        f"{html.escape(result['status_text'])}</p>"
+        + ("" if grade is None else _grade_html(grade, answers or {}) + "<h2>Tests</h2>")
+        + "<table><tr><th>test</th><th>result</th><th>points</th><th>message</th></tr>"
         + "".join(rows)
         + "</table><h2>Visible tests</h2>"
         + tests
@@ -76,6 +106,58 @@ def feedback_html(result: dict, source: SourceAssignment) -> str:
         + code
     )
     return _page(f"Feedback: {result['assignment_id']}", body)
+
+
+def _grade_html(grade: dict, answers: dict[str, str]) -> str:
+    """How the grade on the page is made, line by line, and the written answers' marks."""
+    e = html.escape
+    lines = []
+    tests = f"{_pts(grade['auto_score'])} / {_pts(grade.get('auto_max', 0.0))}"
+    if grade.get("cell_marks"):
+        tests += (
+            " (with the points a TA set on "
+            + ", ".join(e(gid) for gid in sorted(grade["cell_marks"]))
+            + ")"
+        )
+    lines.append(("Tests", tests))
+    written = grade.get("written_marks", {})
+    if written:
+        out_of = sum(m["max_points"] for m in written.values())
+        text = f"{_pts(grade['manual_score'])} / {_pts(out_of)}"
+        if any(m["points"] is None for m in written.values()):
+            text += " (not all marked yet)"
+        lines.append(("Written answers", text))
+    for gid, points in sorted(grade.get("extra_credit_cells", {}).items()):
+        lines.append((f"Extra credit ({e(gid)})", f"+{_pts(points)}"))
+    if grade.get("penalty") or grade.get("late_by"):
+        lines.append(
+            (
+                "Late penalty",
+                f"−{_pts(grade['penalty'])} (late by {e(grade['late_by'])}, "
+                f"{grade.get('penalty_percent', 0.0):g} % off)",
+            )
+        )
+    if grade.get("override") is not None:
+        lines.append(("Set by your instructor", f"{_pts(grade['override'])} (replaces the above)"))
+    lines.append(("Your grade", f"<b>{_pts(grade['score'])} / {_pts(grade['max_score'])}</b>"))
+    table = "".join(f"<tr><th>{what}</th><td>{value}</td></tr>" for what, value in lines)
+    marks = ""
+    for gid, m in written.items():
+        mark = (
+            "not marked yet"
+            if m["points"] is None
+            else f"{_pts(m['points'])} / {_pts(m['max_points'])}"
+        )
+        answer = answers.get(gid)
+        marks += f"<h3>{e(gid)}: {mark}</h3>" + (
+            f"<pre>{e(answer)}</pre>" if answer is not None else ""
+        )
+    return (
+        "<h2>Your grade</h2><table id='grade'>"
+        + table
+        + "</table>"
+        + (f"<h2>Written answers</h2>{marks}" if written else "")
+    )
 
 
 def _png(fig) -> str:

@@ -9,6 +9,7 @@ import datetime as dt
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -731,10 +732,17 @@ def _class_of_two(tmp_path: Path) -> tuple[list[dict], Path, Path, str]:
         folder.mkdir(parents=True)
         (folder / f"{A1}.ipynb").write_text(json.dumps(submission(sid)))
         cells = [
-            {"grade_id": t.grade_id, "points": t.points, "max_points": t.points}
+            {
+                "grade_id": t.grade_id,
+                "points": t.points,
+                "max_points": t.points,
+                "status": "passed",
+                "message": "",
+            }
             for t in source.tests
         ]
-        results.append(result(sid, A1, 10.0, cells=cells))
+        code = {"impl_softmax": f"def softmax(x):  # {sid}'s code\n    return x"}
+        results.append(result(sid, A1, 10.0, cells=cells, student_code=code))
     out.mkdir()
     (out / "report.html").write_text("<html><body><h1>Grading report</h1></body></html>")
     db = f"sqlite:///{(out / 'gradebook.db').resolve()}"
@@ -831,3 +839,154 @@ def options_source():
     from course_lib.instructor import notebooks as nbk
 
     return nbk.load_source(ROOT / "solutions" / A1 / f"{A1}.ipynb", A1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Feedback pages carry the grade that grades.csv records.
+# ---------------------------------------------------------------------------------------------
+
+FEEDBACK_COURSE = """
+timezone = "Europe/Berlin"
+
+[late]
+percent_per_day = 10
+max_percent = 30
+
+[assignments.05_attention]
+due = "2026-11-02 23:59"
+"""
+
+_TOTAL = re.compile(r"<b id='total'>([^<]*)</b>")
+
+
+def _feedback_class(tmp_path: Path) -> tuple[list[dict], Path, Path, classroom.ClassInputs]:
+    """Two graded submissions of A1 (10/10 by the tests) and the class inputs that change their
+    grades: s01 has a TA's score on a test cell, extra credit, one written answer marked and
+    one not, and is late; s02 has an override (and a written answer with HTML in it); s03 is
+    on the roster and submitted nothing."""
+    results, subs, out, db = _class_of_two(tmp_path)
+    (subs / "s01" / A1 / "timestamp.txt").write_text("2026-11-03 23:00:00.000000 UTC")
+    (subs / "s02" / A1 / "timestamp.txt").write_text("2026-11-01 10:00:00.000000 UTC")
+    nb = json.loads((subs / "s02" / A1 / f"{A1}.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "written_empty_row":
+            cell["source"] = "<script>alert('x')</script> 0/0"
+    (subs / "s02" / A1 / f"{A1}.ipynb").write_text(json.dumps(nb))
+    with _gradebook(db) as gb:
+        gb.find_grade("test_softmax", A1, A1, "s01").manual_score = 0.5  # the tests gave 2
+        gb.find_grade("test_attention_weights", A1, A1, "s01").extra_credit = 1.0
+        gb.db.commit()
+    course_toml = tmp_path / "course.toml"
+    course_toml.write_text(FEEDBACK_COURSE)
+    trail = tmp_path / "overrides.csv"
+    overrides.record(trail, "s02", A1, 7.5, "INTERNAL-NOTE exam board decision")
+    sheet = tmp_path / "marks.csv"
+    with open(sheet, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["student_id", "assignment_id", "grade_id", "points"])
+        w.writerows([("s01", A1, "written_scale", "1.5"), ("s02", A1, "written_empty_row", "1")])
+    inputs = classroom.ClassInputs(
+        roster_path=write_roster(tmp_path / "roster.csv", ["s01", "s02", "s03"]),
+        course_path=course_toml,
+        overrides_path=trail,
+        manual_paths=[sheet],
+        out=out,
+    )
+    return results, subs, out, inputs
+
+
+def _pages_match_grades_csv(out: Path) -> dict[str, tuple[dict, str]]:
+    """For every grades.csv row with a feedback link: its page's total is the row's score."""
+    with open(out / "grades.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    pages = {}
+    for row in table:
+        if not row["feedback"]:
+            assert not (out / "feedback" / row["student_id"] / f"{A1}.html").exists()
+            continue
+        page = (out / row["feedback"]).read_text(encoding="utf-8")
+        assert _TOTAL.findall(page) == [f"{row['score']} / {row['max_score']}"], row
+        pages[row["student_id"]] = (row, page)
+    return pages
+
+
+def test_feedback_pages_show_the_grade_that_grades_csv_records(tmp_path: Path) -> None:
+    from course_lib.instructor import pipeline
+
+    results, subs, out, inputs = _feedback_class(tmp_path)
+    source = options_source()
+    for r in results:  # what the engine writes first: the tests' points alone
+        pipeline._write_feedback(out, r, {A1: source})
+    engine_page = (out / "feedback" / "s01" / f"{A1}.html").read_text()
+    assert _TOTAL.findall(engine_page) == ["10 / 10"] and "Your grade" not in engine_page
+    for _run in range(2):  # a re-run: the engine rewrites unchanged pages, then the class layer
+        for r in results:
+            pipeline._write_feedback(out, r, {A1: source})
+        options = classroom.prepare(inputs, ROOT / "solutions")
+        classroom.finish(out, results, subs, ROOT / "solutions", options, inputs)
+        pages = _pages_match_grades_csv(out)
+        assert sorted(pages) == ["s01", "s02"]  # s03 submitted nothing: no link, no page
+    (row1, s01), (row2, s02) = pages["s01"], pages["s02"]
+    # s01: 10 - 2 + 0.5 (TA) + 1.5 (written) + 1 (extra credit) = 11, 20 % late = 8.8 / 13.
+    assert (row1["raw_score"], row1["penalty"], row1["score"], row1["max_score"]) == (
+        "11",
+        "2.2",
+        "8.8",
+        "13",
+    )
+    assert "<td>0.5 / 2<br><small>the tests gave 2; a TA set 0.5</small></td>" in s01
+    assert "<tr><th>Tests</th><td>8.5 / 10 (with the points a TA set on test_softmax)" in s01
+    assert "<tr><th>Written answers</th><td>1.5 / 3 (not all marked yet)</td></tr>" in s01
+    assert "<h3>written_scale: 1.5 / 2</h3>" in s01
+    assert "<h3>written_empty_row: not marked yet</h3>" in s01
+    assert "<tr><th>Extra credit (test_attention_weights)</th><td>+1</td></tr>" in s01
+    assert "<tr><th>Late penalty</th><td>−2.2 (late by 1d 00:01:00, 20 % off)</td>" in s01
+    assert "Set by your instructor" not in s01
+    # s02: overridden to 7.5; the page shows the points, never the reason or who set them.
+    assert row2["score"] == "7.5" and row2["override_reason"].startswith("INTERNAL-NOTE")
+    assert "<tr><th>Set by your instructor</th><td>7.5 (replaces the above)</td></tr>" in s02
+    assert "INTERNAL-NOTE" not in s02 and "exam board" not in s02
+    recorded = list(csv.DictReader(open(inputs.overrides_path)))[0]
+    assert recorded["recorded_at"] not in s02
+    assert "<h3>written_empty_row: 1 / 1</h3>" in s02 and "Late penalty" not in s02
+    # Escaped, the student's own answers and code only, no rubric.
+    assert "<script>alert" not in s02 and "&lt;script&gt;alert(&#x27;x&#x27;)" in s02
+    assert "s01&#x27;s code" in s01 and "s02&#x27;s code" not in s01
+    assert "To normalise the scores." in s02 and "To normalise the scores." not in s01
+    rubric = "1 point: with large scores the softmax is nearly one-hot"
+    assert rubric not in s01 and rubric not in s02
+    assert "BEGIN HIDDEN TESTS" not in s01 + s02 and "Visible tests" in s01
+
+
+def test_feedback_without_class_inputs_shows_the_engines_total(tmp_path: Path) -> None:
+    """No roster, policy, marks or overrides: the page carries grades.csv's total (the written
+    cells count in max_score); where nothing of the class layer applies, it is the engine's page."""
+    from course_lib.instructor import pipeline
+
+    results, subs, out, _db = _class_of_two(tmp_path)
+    source = options_source()
+    results[1]["score"] = 6.0
+    results[1]["cells"][0]["points"] = 0.0
+    results[1]["cells"][0]["status"] = "failed"
+    for r in results:
+        pipeline._write_feedback(out, r, {A1: source})
+    engine = (out / "feedback" / "s02" / f"{A1}.html").read_text()
+    inputs = classroom.ClassInputs(out=out)
+    options = classroom.prepare(inputs, ROOT / "solutions")
+    classroom.finish(out, results, subs, ROOT / "solutions", options, inputs)
+    pages = _pages_match_grades_csv(out)
+    assert _TOTAL.findall(engine) == ["6 / 10"]
+    assert pages["s02"][0]["max_score"] == "13"  # the written cells count, not yet marked
+    assert _TOTAL.findall(pages["s02"][1]) == ["6 / 13"] and "Your grade" in pages["s02"][1]
+    # Nothing of the class layer applies (no written cells here): the engine's page, unchanged.
+    rows = classroom.class_rows(results, classroom.ClassOptions())
+    (out / "feedback" / "s01" / f"{A1}.html").unlink()  # s01 keeps its link: written again
+    classroom.write_feedback(out, rows, {A1: source})
+    assert (out / "feedback" / "s02" / f"{A1}.html").read_text() == engine
+    assert [r["feedback"] for r in rows] == [f"feedback/{s}/{A1}.html" for s in ("s01", "s02")]
+    assert _TOTAL.findall((out / "feedback" / "s01" / f"{A1}.html").read_text()) == ["10 / 10"]
+    # A row the engine wrote no page for gets no link (and no page is written for it).
+    bad = result("bad/id", A1, 0.0, status="invalid_id", status_text="invalid_id")
+    rows = classroom.class_rows([bad], classroom.ClassOptions())
+    classroom.write_feedback(out, rows, {A1: source})
+    assert rows[0]["feedback"] == "" and not (out / "feedback" / "bad").exists()
