@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,19 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"tmp": tmp, "out": tmp / "out", "args": args, "first": rows(tmp / "out")}
 
 
+def feedback_pages(out: Path) -> dict[str, str]:
+    """Every feedback page that grades.csv links, by student; each one's total at the top is
+    its row's score / max_score."""
+    pages = {}
+    for sid, row in rows(out).items():
+        if row["feedback"]:
+            page = (out / row["feedback"]).read_text(encoding="utf-8")
+            total = re.findall(r"<b id='total'>([^<]*)</b>", page)
+            assert total == [f"{row['score']} / {row['max_score']}"], (sid, total)
+            pages[sid] = page
+    return pages
+
+
 def test_rows_for_the_roster_with_autograded_points_and_late_penalty(graded: dict) -> None:
     first = graded["first"]
     assert set(first) == {"s01", "s02", "s03"}
@@ -57,6 +71,10 @@ def test_rows_for_the_roster_with_autograded_points_and_late_penalty(graded: dic
     assert first["s02"]["late_by"] == "1d 00:00:01" and first["s02"]["penalty"] == "2"
     assert first["s02"]["score"] == "8"
     assert first["s03"]["status"].startswith("missing") and first["s03"]["score"] == "0"
+    pages = feedback_pages(graded["out"])
+    assert sorted(pages) == ["s01", "s02"]
+    assert "Late penalty</th><td>−2 (late by 1d 00:00:01, 20 % off)" in pages["s02"]
+    assert "<h3>written_scale: not marked yet</h3>" in pages["s01"]
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{graded['out'] / 'gradebook.db'}") as gb:
@@ -112,6 +130,10 @@ def test_marks_merge_and_an_override_survives_the_regrade(graded: dict) -> None:
     assert now["s01"]["score"] == "13" and "written_ungraded" not in now["s01"]["flags"]
     assert now["s02"]["override"] == "9" and now["s02"]["score"] == "9"
     assert now["s02"]["override_reason"] == "appeal upheld"
+    pages = feedback_pages(out)  # written again by the re-run, which graded nothing
+    assert "Set by your instructor</th><td>9 (replaces the above)" in pages["s02"]
+    assert "appeal upheld" not in pages["s02"]
+    assert "<h3>written_scale: 2 / 2</h3>" in pages["s01"]
     report = (out / "report.html").read_text()
     assert "Overridden (1)" in report and "appeal upheld" in report
     assert f"similarity/{A}.html" in report and f"manual/{A}.html" in report
