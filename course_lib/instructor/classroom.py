@@ -11,7 +11,9 @@ formgrader keeps a TA's marks) + extra credit typed in formgrader (flagged
 (``OUT/.state``), so a re-grade recomputes them and this layer is applied again.
 
 OUT gains ``grades.csv`` with :data:`CLASS_COLUMNS` (replacing the engine's), ``report.html``
-with the class section, ``similarity/`` and ``manual/`` per assignment.
+with the class section, ``similarity/`` and ``manual/`` per assignment; every feedback page is
+written again with its row's grade (:func:`write_feedback`), so a student never reads a total
+other than the one in ``grades.csv``.
 """
 
 from __future__ import annotations
