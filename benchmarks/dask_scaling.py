@@ -3,13 +3,16 @@
 Three measurements, in one run on this machine (``make bench`` runs them as the ``dask`` piece;
 alone: ``.venv/bin/python benchmarks/dask_scaling.py [--quick]``):
 
-1. **1 vs 2 workers.** A real ``dask scheduler`` with one ``dask worker`` and another with two,
-   started here on 127.0.0.1 and warmed up (torch imported, one untimed round so that every
-   worker's zygote runs), grade the same honest submissions; ``course grade --jobs 2`` grades
-   them too, in rounds with the order rotated. Ratio: 2 workers over 1, in submissions per
-   second from the first task out to the last result in (the cluster's throughput); the whole
-   command's ratio is reported too (it adds the client's fixed costs, which no number of
-   workers changes: measurement 3 bounds them).
+1. **1 vs 2 workers.** A real ``dask scheduler`` with one ``dask worker``, then with two,
+   started here on 127.0.0.1 for their turn with the grading workers' settings
+   (``distributed.WORKER_CONFIG``) and warmed up (torch imported, an untimed run so that every
+   worker's zygote runs), grade the same honest submissions; so do 2 workers with Dask's
+   default settings, ``course grade --jobs 2``, and the engine alone in 1 and in 2 plain
+   processes (no Dask, no client), in rounds with the order rotated. Ratio: 2 workers over 1,
+   in submissions per second from the first task out to the last result in (the cluster's
+   throughput); the whole command's ratio is reported too (it adds the client's fixed costs,
+   which no number of workers changes: measurement 3 bounds them). The engine alone in 2
+   processes over 1 is this machine's ceiling for that ratio.
 2. **Per-task overhead of Dask over ``--jobs``.** The same tiny task (a notebook's bytes in, a
    result-sized dict out, no grading) sent N times through the two-worker cluster and through a
    two-process ``ProcessPoolExecutor`` (what ``--jobs 2`` uses): the difference per task.
@@ -51,7 +54,7 @@ sys.path.insert(0, str(ROOT / "tests" / "submissions"))
 
 ASSIGNMENT = "05_attention"
 # (submissions per round, rounds, tiny tasks for the overhead, class size, rate of results/s)
-EFFORT = {"full": (16, 3, 400, 12_000, 100.0), "quick": (4, 1, 100, 600, 50.0)}
+EFFORT = {"full": (32, 4, 400, 12_000, 100.0), "quick": (4, 1, 100, 600, 50.0)}
 REQUIRED_SPEEDUP = 1.8  # 2 workers over 1 on 2 cores
 MAX_CLIENT_SHARE = 0.10  # of the simulated class's run
 PROJECTED_WORKERS = (1, 10, 50)
@@ -68,14 +71,22 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def dask_processes(n_workers: int, log_dir: Path, nthreads: int = 1) -> Iterator[str]:
+def dask_processes(
+    n_workers: int, log_dir: Path, nthreads: int = 1, *, dask_defaults: bool = False
+) -> Iterator[str]:
     """A ``dask scheduler`` and ``n_workers`` ``dask worker --nthreads NTHREADS`` on 127.0.0.1,
-    warmed up; yields the scheduler's address and stops them all on exit."""
+    warmed up; yields the scheduler's address and stops them all on exit. They run with the
+    grading workers' settings (``distributed.worker_env()``, as the instructors' pages start
+    them) unless ``dask_defaults``."""
     from distributed import Client
+
+    from course_lib.instructor.distributed import worker_env
 
     dask = str(Path(sys.executable).parent / "dask")
     address = f"tcp://127.0.0.1:{_free_port()}"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # PYTHONPATH: see measure()
+    if not dask_defaults:
+        env.update(worker_env())
     procs = []
 
     def start(name: str, cmd: list[str]) -> None:
@@ -114,7 +125,7 @@ def dask_processes(n_workers: int, log_dir: Path, nthreads: int = 1) -> Iterator
 
 
 # ---------------------------------------------------------------------------------------------
-# 1. Real grading: 1 vs 2 workers, and --jobs 2.
+# 1. Real grading: 1 vs 2 workers, --jobs 2, and the same grading without Dask or a client.
 # ---------------------------------------------------------------------------------------------
 
 
@@ -128,47 +139,121 @@ def _grade(subs: Path, out: Path, runner: Any = None, jobs: int = 2) -> float:
     return time.perf_counter() - start
 
 
+def _plain_task(notebook: Path) -> dict:
+    from dataclasses import asdict
+
+    from course_lib import CHAPTER_MODULES
+    from course_lib.instructor.sandbox import Limits
+
+    module = CHAPTER_MODULES.get(ASSIGNMENT)
+    return {
+        "student_id": notebook.parent.parent.name,
+        "assignment_id": ASSIGNMENT,
+        "notebook": str(notebook),
+        "source": str((ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").resolve()),
+        "limits": asdict(Limits()),
+        "hidden_modules": [module] if module else [],
+    }
+
+
+def _plain_grader(todo: Any, warm: Path, barrier: Any, results: Any) -> None:
+    """In a fresh process: set up as a ``--jobs`` grader process, grade ``warm`` untimed (the
+    zygote starts), wait for the others, then take notebooks from ``todo`` until it says
+    ``None``, grading each, and put the time of the last one's end on ``results``."""
+    from course_lib.instructor import pipeline
+
+    first = _plain_task(warm)
+    pipeline._pool_init(tuple(first["hidden_modules"]))
+    pipeline.grade_task(first)
+    barrier.wait()
+    while (notebook := todo.get()) is not None:
+        pipeline.grade_task(_plain_task(notebook))
+    results.put(time.time())
+
+
+def plain_processes(n: int, subs: Path, warm: Path) -> float:
+    """The engine alone, without Dask, a scheduler or a client: ``n`` processes take the
+    submissions of ``subs`` from one queue (as Dask's workers take tasks), all starting at once;
+    seconds from the start until the last one is done. What this machine can do with the same
+    grading in ``n`` processes."""
+    ctx = multiprocessing.get_context("spawn")
+    todo, results, barrier = ctx.Queue(), ctx.SimpleQueue(), ctx.Barrier(n + 1)
+    for notebook in sorted(subs.rglob("*.ipynb")):
+        todo.put(notebook)
+    for _ in range(n):
+        todo.put(None)
+    warm_nb = next(warm.rglob("*.ipynb"))
+    procs = [
+        ctx.Process(target=_plain_grader, args=(todo, warm_nb, barrier, results)) for _ in range(n)
+    ]
+    for proc in procs:
+        proc.start()
+    barrier.wait()
+    start = time.time()
+    ends = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    return max(ends) - start
+
+
+CONTENDERS = (
+    "dask, 1 worker",
+    "dask, 2 workers",
+    "dask, 2 workers, Dask's defaults",
+    "--jobs 2",
+    "engine, 1 process",
+    "engine, 2 processes",
+)
+
+
 def measure_workers(n_subs: int, rounds: int, work: Path, log: Callable[[str], None]) -> dict:
+    """Each contender on the same submissions, once per round, in an order that rotates from
+    round to round. Each Dask cluster is started for its turn, warmed up by an untimed run (every
+    worker's zygote started, as in a long run) and stopped after it, so that no idle cluster
+    shares the cores with the one measured."""
     import grading_throughput as gt
 
     from course_lib.instructor.distributed import DaskRunner
 
+    warm = work / "warm"
+    gt.make_submissions(ASSIGNMENT, 4, warm)
     subs_by_round = []
     for r in range(rounds):
         subs = work / f"round{r}"
         gt.make_submissions(ASSIGNMENT, n_subs, subs)
         subs_by_round.append(subs)
-    names = ["dask, 1 worker", "dask, 2 workers", "--jobs 2"]
-    samples: dict[str, list[float]] = {k: [] for k in names}
-    # The grading span of each Dask run: from its first task out to its last result in, i.e.
-    # the cluster's throughput without the client's fixed costs (reading the submissions
-    # before, writing grades.csv, feedback, report and gradebook after), which do not depend
-    # on the number of workers and are measured on their own by the simulated class.
-    spans: dict[str, list[float]] = {k: [] for k in names[:2]}
-    with dask_processes(1, work) as one, dask_processes(2, work) as two:
-        # One untimed round on each cluster: every worker's zygote started, as in a long run.
-        for address in (one, two):
-            with DaskRunner(address) as runner:
-                _grade(subs_by_round[0], Path(tempfile.mkdtemp(dir=work)), runner)
-        for r, subs in enumerate(subs_by_round):
-            order = names[r % 3 :] + names[: r % 3]
-            for name in order:
-                out = Path(tempfile.mkdtemp(dir=work))
-                if name == "--jobs 2":
-                    samples[name].append(_grade(subs, out))
-                else:
-                    with DaskRunner(one if "1 worker" in name else two) as runner:
+    # For Dask: the grading span, from the first task out to the last result in, i.e. the
+    # cluster's throughput without the client's fixed costs (reading the submissions before,
+    # writing grades.csv, feedback, report and gradebook after), which do not depend on the
+    # number of workers and are measured on their own by the simulated class; the whole
+    # command too. For the engine alone: from the common start to the last process done.
+    samples: dict[str, list[float]] = {k: [] for k in CONTENDERS}
+    spans: dict[str, list[float]] = {k: [] for k in CONTENDERS}
+    for r, subs in enumerate(subs_by_round):
+        shift = r % len(CONTENDERS)
+        for name in CONTENDERS[shift:] + CONTENDERS[:shift]:
+            out = Path(tempfile.mkdtemp(dir=work))
+            if name == "--jobs 2":
+                samples[name].append(_grade(subs, out))
+            elif name.startswith("engine"):
+                spans[name].append(plain_processes(1 if "1 process" in name else 2, subs, warm))
+            else:
+                workers = 1 if "1 worker" in name else 2
+                with dask_processes(workers, work, dask_defaults="defaults" in name) as address:
+                    with DaskRunner(address) as runner:
+                        _grade(warm, Path(tempfile.mkdtemp(dir=work)), runner)
+                    with DaskRunner(address) as runner:
                         timed = _Timed(runner)
                         samples[name].append(_grade(subs, out, timed))
                         spans[name].append(timed.last_result - timed.first_submit)
-                shutil.rmtree(out, ignore_errors=True)
-            log(
-                f"  round {r + 1}/{rounds}: "
-                + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in samples.items())
-                + " (grading spans "
-                + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in spans.items())
-                + ")"
-            )
+            shutil.rmtree(out, ignore_errors=True)
+        log(
+            f"  round {r + 1}/{rounds}: "
+            + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in samples.items() if v)
+            + " (grading spans "
+            + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in spans.items() if v)
+            + ")"
+        )
     return {"wall": samples, "span": spans}
 
 
@@ -258,7 +343,7 @@ def measure_class(
     share the client's process and its interpreter lock, which no real class run does)."""
     import make_corpus
 
-    from course_lib.instructor import pipeline
+    from course_lib.instructor import classroom, pipeline
     from course_lib.instructor.distributed import DaskRunner
 
     subs = work / "class"
@@ -271,6 +356,10 @@ def measure_class(
     sample = work / "sample"
     pipeline.grade(work / "one", sample, jobs=1, source_dir=ROOT / "solutions", log=lambda m: None)
     result = json.loads(next((sample / ".state").glob("*.json")).read_text())["result"]
+    # Every student of the simulation hands in the same notebook; their code is left out of the
+    # results, or the copying review would compare 12,000 identical copies (it is timed on its
+    # own, on independently written code: review_seconds).
+    result["student_code"] = {}
     threads = max(2, round(rate * seconds / 2))
     log(f"  {n} submissions, {seconds:.2f} s each, 2 processes x {threads} threads")
     lines: list[str] = []
@@ -282,13 +371,26 @@ def measure_class(
         timed = _Timed(runner)
         cpu0 = time.process_time()
         start = time.perf_counter()
-        pipeline.grade(
+        results = pipeline.grade(
             subs,
             work / "out",
             jobs=1,
             source_dir=ROOT / "solutions",
             log=lines.append,
             runner=timed,
+        )
+        engine_end = time.perf_counter()
+        # What `course grade` does next, always: the class layer (grades.csv with the class
+        # columns, every feedback page with the recorded grade, written-answer sheets from each
+        # notebook, the copying review, the report).
+        inputs = classroom.ClassInputs(out=work / "out")
+        classroom.finish(
+            work / "out",
+            results,
+            subs,
+            ROOT / "solutions",
+            classroom.prepare(inputs, ROOT / "solutions"),
+            inputs,
         )
         wall = time.perf_counter() - start
         cpu = time.process_time() - cpu0
@@ -299,6 +401,8 @@ def measure_class(
         "ideal": ideal,
         "before_first": timed.first_submit - start,
         "after_last": start + wall - timed.last_result,
+        "engine_after_last": engine_end - timed.last_result,
+        "class_layer": start + wall - engine_end,
         "grading_span": timed.last_result - timed.first_submit,
         "client_cpu": cpu,
         "slots": 2 * threads,
@@ -380,36 +484,64 @@ def measure(
             del os.environ["COURSE_GRADING_SEED"]
     speed = summarize(paired_ratios(spans["dask, 1 worker"], spans["dask, 2 workers"]))
     end_to_end = summarize(paired_ratios(s["dask, 1 worker"], s["dask, 2 workers"]))
+    ceiling = summarize(paired_ratios(spans["engine, 1 process"], spans["engine, 2 processes"]))
+    settings = summarize(
+        paired_ratios(spans["dask, 2 workers, Dask's defaults"], spans["dask, 2 workers"])
+    )
     vs_jobs = summarize(paired_ratios(s["dask, 2 workers"], s["--jobs 2"]))
     overhead_ms = 1000 * (over["dask"] - over["pool"])
     share = 1 - sim["ideal"] / sim["wall"]
+    count = [n_subs] * rounds
     rows = [
         {
-            "label": "real scheduler, 1 `dask worker`",
-            "samples": s["dask, 1 worker"],
-            "count": [n_subs] * rounds,
+            "label": "the engine alone, 1 process",
+            "samples": spans["engine, 1 process"],
+            "count": count,
             "baseline": None,
-            "note": "workers warmed up; the whole command",
+            "note": "no Dask, no client: this machine's own rate",
+        },
+        {
+            "label": "the engine alone, 2 processes",
+            "samples": spans["engine, 2 processes"],
+            "count": count,
+            "baseline": "the engine alone, 1 process",
+            "vs": "1 process",
+            "note": "the ceiling for 2 workers here",
         },
         {
             "label": "real scheduler, 1 `dask worker`: grading span",
             "samples": spans["dask, 1 worker"],
-            "count": [n_subs] * rounds,
+            "count": count,
             "baseline": None,
             "note": "first task out to last result in",
         },
         {
             "label": "real scheduler, 2 `dask worker`: grading span",
             "samples": spans["dask, 2 workers"],
-            "count": [n_subs] * rounds,
+            "count": count,
             "baseline": "real scheduler, 1 `dask worker`: grading span",
             "vs": "1 worker",
             "note": "",
         },
         {
+            "label": "2 `dask worker` with Dask's default settings: grading span",
+            "samples": spans["dask, 2 workers, Dask's defaults"],
+            "count": count,
+            "baseline": "real scheduler, 2 `dask worker`: grading span",
+            "vs": "the grading settings",
+            "note": "profiler on, 20 ms ticks",
+        },
+        {
+            "label": "real scheduler, 1 `dask worker`",
+            "samples": s["dask, 1 worker"],
+            "count": count,
+            "baseline": None,
+            "note": "workers warmed up; the whole command",
+        },
+        {
             "label": "real scheduler, 2 `dask worker`",
             "samples": s["dask, 2 workers"],
-            "count": [n_subs] * rounds,
+            "count": count,
             "baseline": "real scheduler, 1 `dask worker`",
             "vs": "1 worker",
             "note": "",
@@ -417,7 +549,7 @@ def measure(
         {
             "label": "`course grade --jobs 2`",
             "samples": s["--jobs 2"],
-            "count": [n_subs] * rounds,
+            "count": count,
             "baseline": "real scheduler, 2 `dask worker`",
             "vs": "2 workers",
             "note": "includes starting its 2 grader processes",
@@ -445,12 +577,20 @@ def measure(
         encoding="utf-8",
     )
     log(f"  wrote {projection_path}")
+    kept = speed["median"] / ceiling["median"]
     facts = [
         f"2 workers over 1, grading throughput (first task out to last result in): "
         f"{speed['median']:.2f}× (IQR {speed['iqr']:.2f}); the whole command, with the "
         f"client's fixed costs that do not depend on the workers: "
         f"{end_to_end['median']:.2f}× (IQR {end_to_end['iqr']:.2f}); Dask with 2 workers over "
         f"`--jobs 2`: {1 / vs_jobs['median']:.2f}× the rate.",
+        f"the same grading without Dask, a scheduler or a client, in 2 processes over 1: "
+        f"{ceiling['median']:.2f}× (IQR {ceiling['iqr']:.2f}), this machine's ceiling for 2 "
+        f"workers (its 2 cores do not run 2 gradings at twice the rate of 1); Dask keeps "
+        f"{100 * kept:.0f} % of it.",
+        f"the grading workers' settings (no statistical profiler, slower ticks; "
+        f"`distributed.WORKER_CONFIG`) against Dask's defaults, 2 workers: "
+        f"{settings['median']:.2f}× the rate (IQR {settings['iqr']:.2f}).",
         f"per-task overhead of Dask over the `--jobs` pool: {overhead_ms:+.1f} ms per submission "
         f"({1000 * over['dask']:.1f} ms against {1000 * over['pool']:.1f} ms for a tiny task, "
         f"{n_tiny} tasks, 2 processes each).",
@@ -468,7 +608,8 @@ def measure(
         (
             speed["median"] >= REQUIRED_SPEEDUP,
             f"2 `dask worker` grade {speed['median']:.2f}× as many submissions per second as 1 "
-            f"(required: {REQUIRED_SPEEDUP}×)",
+            f"(required: {REQUIRED_SPEEDUP}×; the engine alone in 2 processes: "
+            f"{ceiling['median']:.2f}×)",
         ),
         (
             share <= MAX_CLIENT_SHARE,
@@ -486,6 +627,8 @@ def measure(
         "figures": {
             "speedup": speed,
             "speedup_end_to_end": end_to_end,
+            "engine_ceiling": ceiling,
+            "settings_gain": settings,
             "overhead_ms": overhead_ms,
             "simulation": sim,
             "projection_s": projection,

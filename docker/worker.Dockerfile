@@ -17,6 +17,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     OMP_NUM_THREADS=1 \
     MPLBACKEND=Agg
 
+# Dask's settings for a grading worker (course_lib.instructor.distributed.WORKER_CONFIG): no
+# statistical profiler, slower ticks; the same scheduler settings do no harm.
+ENV DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False \
+    DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=500ms \
+    DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL=2s
+
 # .ci/run: the sandbox's system package.
 RUN apt-get update -qq \
     && apt-get install -y -qq --no-install-recommends bubblewrap \

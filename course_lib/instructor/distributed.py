@@ -47,6 +47,16 @@ CONNECT_TIMEOUT = 10.0  # seconds to reach the scheduler
 WORKER_WAIT = 120.0  # seconds to wait for a first worker
 PLUGIN_PREFIX = "course-grade-"
 LOCAL_SPEC = re.compile(r"^local:(\d+)$")
+# Dask settings for a grading worker, which runs one long CPU-bound task at a time: no
+# statistical profiler (by default every worker samples the stacks of all its threads every
+# 10 ms) and slower event-loop and system-monitor ticks (20 ms and 500 ms by default). The
+# client applies them to ``local:N``; ``dask worker`` reads them from the environment
+# (:func:`worker_env`), as the worker image and the instructors' pages set them.
+WORKER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.admin.system-monitor.interval": "2s",
+}
 
 log_worker = logging.getLogger("course_lib.grading_worker")
 
@@ -89,6 +99,7 @@ def code_version() -> str:
 
 def worker_identity() -> dict[str, Any]:
     """What a worker runs: compared with the client's before the worker gets work."""
+    import dask
     import torch
 
     from course_lib.instructor.sandbox import bwrap_path
@@ -100,6 +111,16 @@ def worker_identity() -> dict[str, Any]:
         "python": platform.python_version(),
         "bwrap": bwrap_path() is not None,
         "pid": os.getpid(),
+        "profiler": bool(dask.config.get("distributed.worker.profile.enabled", default=False)),
+    }
+
+
+def worker_env() -> dict[str, str]:
+    """:data:`WORKER_CONFIG` as the environment variables ``dask worker`` reads
+    (``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``, ...)."""
+    return {
+        "DASK_" + key.replace(".", "__").replace("-", "_").upper(): str(value)
+        for key, value in WORKER_CONFIG.items()
     }
 
 
@@ -316,14 +337,17 @@ class DaskRunner:
             n = int(local.group(1))
             if n < 1:
                 raise SchedulerError(f"--scheduler local:N needs N >= 1, got {self.scheduler}")
-            self.cluster = distributed.LocalCluster(
-                n_workers=n,
-                threads_per_worker=self.threads_per_worker,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            import dask
+
+            with dask.config.set(WORKER_CONFIG):  # the nannies pass it to their workers
+                self.cluster = distributed.LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=self.threads_per_worker,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
             self.client = distributed.Client(self.cluster, set_as_default=False)
             self.describe = f"a local Dask cluster of {n} worker process(es)"
             return self
@@ -368,7 +392,7 @@ class DaskRunner:
                 f"with `dask worker {self.scheduler} --nthreads 1`; nothing was graded"
             ) from None
         answers = self.client.run(worker_identity, on_error="return")
-        ok, no_bwrap = [], []
+        ok, no_bwrap, profiled = [], [], []
         for address, mine in sorted(answers.items()):
             if isinstance(mine, BaseException):
                 why = (
@@ -383,10 +407,18 @@ class DaskRunner:
                 ok.append(address)
                 if not mine["bwrap"]:
                     no_bwrap.append(address)
+                if mine.get("profiler"):
+                    profiled.append(address)
         if no_bwrap:
             log(
                 f"warning: {len(no_bwrap)} Dask worker(s) have no bubblewrap (bwrap), e.g. "
                 f"{no_bwrap[0]}: install it there before grading a real class"
+            )
+        if profiled and self.task_fn is grade_remote:
+            log(
+                f"note: {len(profiled)} Dask worker(s) run Dask's statistical profiler, e.g. "
+                f"{profiled[0]}, which takes CPU from grading: start them with "
+                + " ".join(f"{k}={v}" for k, v in worker_env().items())
             )
         if not ok:
             raise SchedulerError(

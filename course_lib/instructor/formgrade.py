@@ -230,31 +230,70 @@ def _record_written(
     marks: dict[tuple[str, str], dict[str, float]],
     seen: dict[tuple[str, str, str], float] | None,
 ) -> list[tuple[str, str, str]]:
+    """Set-based, so that a class of thousands costs a few statements, not a few per
+    submission: the submitted notebooks, their written cells' grades and comments are read in
+    one query each; missing grades and comments are inserted in one statement each; a grade is
+    updated only where it differs from what this run writes, each update with its compare and
+    set."""
+    import uuid
+
     import sqlalchemy as sa
-    from nbgrader.api import Comment, Grade, MissingEntry
+    from nbgrader import api as nb
 
     gb = _gradebook(db_url)
     changed: list[tuple[str, str, str]] = []
     try:
         warnings.filterwarnings("ignore", message=".*not in session.*")
-        cells = {}
+        cells: dict[tuple[str, str], tuple[str, str]] = {}
         for aid, items in written.items():
             for c in items:
                 grade_cell = gb.update_or_create_grade_cell(
                     c.grade_id, aid, aid, max_score=c.points, cell_type="markdown"
                 )
                 solution_cell = gb.update_or_create_solution_cell(c.grade_id, aid, aid)
-                cells[(aid, c.grade_id)] = (grade_cell, solution_cell)
+                cells[(aid, c.grade_id)] = (grade_cell.id, solution_cell.id)
+        SA, SN = nb.SubmittedAssignment, nb.SubmittedNotebook
+        notebooks = {
+            (str(sid), str(aid)): nid
+            for nid, sid, aid in gb.db.execute(
+                sa.select(SN.id, SA.student_id, nb.Assignment.name)
+                .join(SA, SN.assignment_id == SA.id)
+                .join(nb.Assignment, SA.assignment_id == nb.Assignment.id)
+                .join(nb.Notebook, SN.notebook_id == nb.Notebook.id)
+                .where(nb.Assignment.name.in_(sorted(written)))
+                .where(nb.Notebook.name == nb.Assignment.name)
+            )
+        }
+        grade_cells = sorted({g for g, _ in cells.values()})
+        solution_cells = sorted({s for _, s in cells.values()})
+        grades = {
+            (nid, cid): (gid, auto, manual, bool(needs))
+            for gid, nid, cid, auto, manual, needs in gb.db.execute(
+                sa.select(
+                    nb.Grade.id,
+                    nb.Grade.notebook_id,
+                    nb.Grade.cell_id,
+                    nb.Grade.auto_score,
+                    nb.Grade.manual_score,
+                    nb.Grade.needs_manual_grade,
+                ).where(nb.Grade.cell_id.in_(grade_cells))
+            )
+        }
+        comments = {
+            (nid, cid)
+            for nid, cid in gb.db.execute(
+                sa.select(nb.Comment.notebook_id, nb.Comment.cell_id).where(
+                    nb.Comment.cell_id.in_(solution_cells)
+                )
+            )
+        }
+        new_grades: list[dict] = []
+        new_comments: list[dict] = []
         for r in results:
             aid, sid = r["assignment_id"], r["student_id"]
-            if aid not in written or r.get("status") == "missing":
+            nid = notebooks.get((sid, aid))
+            if aid not in written or r.get("status") == "missing" or nid is None:
                 continue
-            try:
-                nb = gb.find_submission_notebook(aid, aid, sid)
-            except MissingEntry:
-                continue
-            grades = {g.name: g.id for g in nb.grades}
-            comments = {c.name for c in nb.comments}
             given = marks.get((sid, aid), {})
             for c in written[aid]:
                 grade_cell, solution_cell = cells[(aid, c.grade_id)]
@@ -263,19 +302,36 @@ def _record_written(
                     "manual_score": given.get(c.grade_id),
                     "needs_manual_grade": c.grade_id not in given,
                 }
-                if c.grade_id not in comments:
-                    gb.db.add(Comment(cell_id=solution_cell.id, notebook=nb))
-                gid = grades.get(c.grade_id)
-                if gid is None:
-                    gb.db.add(Grade(cell_id=grade_cell.id, notebook=nb, **new))
+                if (nid, solution_cell) not in comments:
+                    comments.add((nid, solution_cell))
+                    new_comments.append(
+                        {"id": uuid.uuid4().hex, "notebook_id": nid, "cell_id": solution_cell}
+                    )
+                have = grades.get((nid, grade_cell))
+                if have is None:
+                    grades[(nid, grade_cell)] = ("", None, new["manual_score"], True)
+                    new_grades.append(
+                        {"id": uuid.uuid4().hex, "notebook_id": nid, "cell_id": grade_cell, **new}
+                    )
                     continue
-                update = sa.update(Grade).where(Grade.id == gid).values(**new)
+                gid, auto, manual, needs = have
+                was = seen.get((sid, aid, c.grade_id)) if seen is not None else manual
+                if manual != was:  # a person changed it since this run read it: theirs stays
+                    changed.append((sid, aid, c.grade_id))
+                    continue
+                if (auto, manual, needs) == (None, new["manual_score"], new["needs_manual_grade"]):
+                    continue  # already so: nothing to write
+                update = sa.update(nb.Grade).where(nb.Grade.id == gid).values(**new)
                 if seen is not None:
-                    # Compare and set: only if nobody changed the mark since this run read it.
-                    was = seen.get((sid, aid, c.grade_id))
-                    update = update.where(Grade.manual_score.is_not_distinct_from(was))
+                    # Compare and set, also against a save after the read above.
+                    update = update.where(nb.Grade.manual_score.is_not_distinct_from(was))
                 if gb.db.execute(update).rowcount == 0:
                     changed.append((sid, aid, c.grade_id))
+        connection = gb.db.connection()  # Core executemany: one statement per table
+        if new_comments:
+            connection.execute(sa.insert(nb.Comment.__table__), new_comments)
+        if new_grades:
+            connection.execute(sa.insert(nb.Grade.__table__), new_grades)
         gb.db.commit()
     finally:
         gb.close()

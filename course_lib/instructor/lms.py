@@ -256,7 +256,8 @@ def export_moodle(rows: list[dict], roster: Roster, assignment: str, path: Path)
         if r and r.get("late_by"):
             comment = f"late by {r['late_by']}, penalty {_score(r['penalty'])} points"
         if r and r.get("override") is not None:
-            comment = (comment + "; " if comment else "") + f"override: {r['override_reason']}"
+            # As on the feedback page: the points, never the reason (the instructor's note).
+            comment = (comment + "; " if comment else "") + "score set by your instructor"
         table.append(
             [
                 f"Participant {s.lms_id}",

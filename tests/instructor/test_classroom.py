@@ -715,6 +715,53 @@ def test_a_mark_saved_in_formgrader_during_the_write_back_is_never_overwritten(
     assert formgrade.record_written(db, results, written, again, seen) == []
 
 
+def test_the_write_back_costs_the_same_statements_for_a_class_of_any_size(tmp_path: Path) -> None:
+    """A class of thousands is written back in a few statements, not a few per submission
+    (nbgrader's per-submission API took 10 ms each: 2 minutes at the end of every run of a
+    class of 12,000): a class of 40 costs what a class of 4 does, and a re-run that changes
+    nothing updates nothing."""
+    import sqlalchemy as sa
+
+    from course_lib.instructor import formgrade, manual
+
+    written = {A1: [manual.WrittenCell("written_a", 2.0, "Q", "R")]}
+
+    def statements(n: int, marks: dict) -> dict[str, int]:
+        db = f"sqlite:///{tmp_path / f'gradebook{n}.db'}"
+        ids = [f"s{i:02d}" for i in range(n)]
+        with _gradebook(db) as gb:
+            gb.update_or_create_assignment(A1)
+            gb.update_or_create_notebook(A1, A1)
+            for sid in ids:
+                gb.update_or_create_student(sid)
+                gb.update_or_create_submission(A1, sid)
+        results = [result(sid, A1, 5.0) for sid in ids]
+        counts = {}
+        for run in ("first", "again"):
+            sent: list[str] = []
+
+            def listen(*args: object, sent: list[str] = sent) -> None:
+                sent.append(str(args[2]).split()[0].upper())  # every statement sent
+
+            sa.event.listen(sa.engine.Engine, "before_cursor_execute", listen)
+            try:
+                formgrade.record_written(db, results, written, marks(ids))
+            finally:
+                sa.event.remove(sa.engine.Engine, "before_cursor_execute", listen)
+            counts[run] = len(sent)
+            counts[run + " updates"] = sent.count("UPDATE")
+        with _gradebook(db) as gb:
+            for sid in ids:
+                grade = gb.find_grade("written_a", A1, A1, sid)
+                assert grade.manual_score == marks(ids).get((sid, A1), {}).get("written_a")
+        return counts
+
+    half = lambda ids: {(sid, A1): {"written_a": 1.5} for sid in ids[::2]}  # noqa: E731
+    small, large = statements(4, half), statements(40, half)
+    assert small == large, (small, large)
+    assert large["again updates"] == 0
+
+
 def _class_of_two(tmp_path: Path) -> tuple[list[dict], Path, Path, str]:
     """Two chapter-05 submissions graded 10/10 by the engine (results as it returns them) and
     its gradebook, as ``course grade`` leaves them before the class layer runs."""

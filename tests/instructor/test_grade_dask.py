@@ -212,6 +212,12 @@ def test_local_cluster_grades_like_jobs_byte_for_byte(corpus: dict) -> None:
     logs: list[str] = []
     with _runner("local:2") as runner:
         _grade(corpus["subs"], out, runner, logs.append)
+        # The grading workers' settings reached the workers: no profiler, hence no note.
+        profiling = runner.client.run(
+            lambda: __import__("dask").config.get("distributed.worker.profile.enabled")
+        )
+    assert profiling and set(profiling.values()) == {False}, profiling
+    assert not any("profiler" in m for m in logs), logs
     assert (out / "grades.csv").read_bytes() == corpus["csv"]
     assert any("on a local Dask cluster of 2 worker process(es)" in m for m in logs), logs
     assert (out / "feedback" / "honest" / f"{ASSIGNMENT}.html").exists()
@@ -222,9 +228,14 @@ def test_real_scheduler_and_two_workers_grade_like_jobs(
     corpus: dict, cluster: DaskProcesses
 ) -> None:
     out = corpus["base"] / "real"
+    logs: list[str] = []
     with _runner(cluster.address) as runner:
-        _grade(corpus["subs"], out, runner)
+        _grade(corpus["subs"], out, runner, logs.append)
     assert (out / "grades.csv").read_bytes() == corpus["csv"]
+    # These workers run with Dask's defaults: the client says how to start them for grading.
+    notes = [m for m in logs if "statistical profiler" in m]
+    assert len(notes) == 1 and notes[0].startswith("note: 2 Dask worker(s)"), logs
+    assert "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in notes[0]
 
     def loaded() -> list[str]:
         from course_lib.instructor import distributed

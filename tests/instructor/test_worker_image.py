@@ -69,3 +69,15 @@ def test_build_context_holds_only_what_grading_needs() -> None:
     text = (ROOT / ".dockerignore").read_text().splitlines()
     rules = [ln.strip() for ln in text if ln.strip() and not ln.startswith("#")]
     assert rules[:4] == ["*", "!pyproject.toml", "!README.md", "!course_lib/"]
+
+
+def test_sets_the_grading_workers_dask_settings() -> None:
+    """``dask worker`` in the image reads the grading workers' settings from its environment,
+    the same as ``--scheduler local:N`` applies (``WORKER_CONFIG``)."""
+    from course_lib.instructor.distributed import WORKER_CONFIG, worker_env
+
+    env = dict(
+        re.findall(r"(DASK_[A-Z_]+)=(\S+)", " ".join(re.findall(r"^ENV (.*)$", _run_lines(), re.M)))
+    )
+    assert env == worker_env() and len(env) == len(WORKER_CONFIG)
+    assert env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] == "False"
