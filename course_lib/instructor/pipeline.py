@@ -420,9 +420,18 @@ def grade(
             + (f"on {runner.describe}" if runner is not None else f"with {jobs} job(s)")
         )
 
+        from course_lib.instructor import manual
+
+        written = {aid: manual.written_cells(p) for aid, p in sources.items()}
+
         def record(task: dict, result: dict) -> None:
-            """Each result as it arrives: its state file (atomically), then its feedback page,
-            so that the end of the run writes only the class-wide files."""
+            """Each result as it arrives: its written answers (read here, from the notebook the
+            client holds, and kept in the state file, so that the class layer's marking sheets
+            need not open every notebook again at the end), its state file (atomically), then
+            its feedback page, so that the end of the run writes only the class-wide files."""
+            cells = written.get(task["assignment_id"])
+            if cells and result["status"] != "grader_error":
+                result["answers"] = manual.answers(Path(task["notebook"]), cells)
             results[(task["student_id"], task["assignment_id"])] = result
             if result["status"] != "grader_error":  # a fault is never a grade
                 write_atomic(

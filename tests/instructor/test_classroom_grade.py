@@ -98,6 +98,16 @@ def test_the_manual_sheet_carries_answers_and_rubric(graded: dict) -> None:
     page = (graded["out"] / "manual" / f"{A}.html").read_text()
     assert "variance d_k" in page and "No point for" in page  # answer and rubric
     assert "To normalise the scores." in page and "<script" not in page
+    # The engine read the answers as each result arrived and kept them in its state file, so
+    # the class layer of this and every later run opens no notebook for them.
+    from course_lib.instructor import manual
+
+    cells = manual.written_cells(ROOT / "solutions" / A / f"{A}.ipynb")
+    for sid in ("s01", "s02"):
+        state = json.loads((graded["out"] / ".state" / f"{sid}__{A}.json").read_text())
+        notebook = graded["tmp"] / "submitted" / sid / A / f"{A}.ipynb"
+        assert state["result"]["answers"] == manual.answers(notebook, cells)
+    assert "answers" not in (graded["out"] / "class.json").read_text()  # not in the LMS data
 
 
 def test_marks_merge_and_an_override_survives_the_regrade(graded: dict) -> None:
