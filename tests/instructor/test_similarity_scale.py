@@ -89,6 +89,9 @@ def corpus(n_honest: int, seed: int) -> dict[str, str]:
     add("short", "def f(x):\n    return x.max()\n")  # fewer normalised characters than k
     add("short", "    num = torch.exp(x - m)\n    den = num.sum(dim=dim, keepdim=True)\n")
     add("short", "    return num / den\n")
+    # the same few normalised characters (fewer than any min_chars of the cases but 0)
+    add("tiny", "    num = torch.exp(x - m)\n    den = num.sum(dim=dim, keepdim=True)\n")
+    add("tiny", "    top = torch.exp(x - mx)\n    norm = top.sum(dim=dim, keepdim=True)  # sum\n")
     add("empty", "")
     add("empty", "   \n\n")
     add("comment", "# I did not finish this one.\n# Sorry.\n")
@@ -123,7 +126,8 @@ def test_compare_lists_exactly_what_comparing_every_pair_lists(
 
 def test_the_limits_of_the_cases_cut_through_the_pairs() -> None:
     """The cases above are not vacuous: each threshold lists fewer pairs than the one below it,
-    honest pairs included, and ``min_chars`` drops pairs that the threshold alone keeps."""
+    honest pairs included, and ``min_chars`` drops pairs that the threshold alone keeps (whatever Python's hash seed,
+    which decides the fingerprints copydetect keeps)."""
     references, boiler = setting()
     codes = corpus(36, seed=5)
 
@@ -136,7 +140,8 @@ def test_the_limits_of_the_cases_cut_through_the_pairs() -> None:
         assert higher < lower
     honest_pairs = [{(a, b) for a, b in s if a[0] == b[0] == "h"} for s in by_threshold]
     assert honest_pairs[1] - honest_pairs[2] and honest_pairs[0] - honest_pairs[1]
-    assert listed(0.45, 150) < listed(0.45, 0)
+    few_chars = listed(0.45, 0) - listed(0.45, 60)
+    assert tuple(sorted(s for s in codes if s.startswith("tiny"))) in few_chars
 
 
 LINES = [option for group in (SOFTMAX, WEIGHTS, SDPA) for options in group for option in options]
