@@ -21,6 +21,7 @@ import importlib.util
 import io
 import itertools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,39 @@ def compare(
     threshold: float = 0.8,
     min_chars: int = 60,
 ) -> list[Pair]:
-    """Pairs (student, student) and (student, reference) at or above ``threshold``."""
+    """Pairs (student, student) and (student, reference) at or above ``threshold``.
+
+    Exactly the pairs that comparing every pair with copydetect lists, but copydetect compares
+    only the pairs that an upper bound on their shared code (:class:`_OverlapBound`, a few sparse
+    matrix products over the whole class) cannot rule out: for a class of n students the
+    n (n - 1) / 2 Python-level comparisons become a handful of C-level products."""
+    return _compare(assignment_id, codes, references, boilerplate_code, threshold, min_chars)
+
+
+def _compare_all_pairs(
+    assignment_id: str,
+    codes: dict[str, str],
+    references: list[str],
+    boilerplate_code: str,
+    threshold: float = 0.8,
+    min_chars: int = 60,
+) -> list[Pair]:
+    """:func:`compare` with copydetect run on every pair (the definition the tests and the
+    benchmark compare :func:`compare` with)."""
+    return _compare(
+        assignment_id, codes, references, boilerplate_code, threshold, min_chars, prune=False
+    )
+
+
+def _compare(
+    assignment_id: str,
+    codes: dict[str, str],
+    references: list[str],
+    boilerplate_code: str,
+    threshold: float,
+    min_chars: float,
+    prune: bool = True,
+) -> list[Pair]:
     from copydetect.detector import compare_files
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
@@ -117,17 +150,27 @@ def compare(
         sid: _fingerprint(sid, code, boiler) for sid, code in sorted(codes.items()) if code.strip()
     }
     refs = [_fingerprint(REFERENCE, text, boiler) for text in references if text.strip()]
+    names, fps = list(prints), list(prints.values())
     pairs: list[Pair] = []
 
-    def check(a: str, fa, b: str, fb) -> None:
+    # Two files without a common fingerprint share nothing: compare_files gives 0 shared
+    # characters and similarities (0, 0), listed only when both limits are at most 0.
+    if prune and (0 < min_chars or 0 < threshold):
+        student_pairs, ref_pairs = _candidates(fps, refs, threshold, min_chars)
+    else:
+        student_pairs = itertools.combinations(range(len(fps)), 2)
+        ref_pairs = {i: list(range(len(refs))) for i in range(len(fps))}
+
+    for i, j in student_pairs:
+        fa, fb = fps[i], fps[j]
         overlap, (sa, sb), (slices_a, slices_b) = compare_files(fa, fb)
         if overlap < min_chars or max(sa, sb) < threshold:
-            return
+            continue
         pairs.append(
             Pair(
                 assignment_id,
-                a,
-                b,
+                names[i],
+                names[j],
                 float(sa),
                 float(sb),
                 int(overlap),
@@ -135,21 +178,18 @@ def compare(
                 _highlight(fb.raw_code, slices_b),
             )
         )
-
-    for (a, fa), (b, fb) in itertools.combinations(prints.items(), 2):
-        check(a, fa, b, fb)
-    for a, fa in prints.items():
-        best = None
-        for ref in refs:
-            overlap, (sa, _), (slices_a, slices_r) = compare_files(fa, ref)
+    for i, candidates in sorted(ref_pairs.items()):
+        fa, best = fps[i], None
+        for r in candidates:
+            overlap, (sa, _), (slices_a, slices_r) = compare_files(fa, refs[r])
             if overlap >= min_chars and sa >= threshold and (best is None or sa > best[0]):
-                best = (sa, overlap, slices_a, slices_r, ref)
+                best = (sa, overlap, slices_a, slices_r, refs[r])
         if best is not None:
             sa, overlap, slices_a, slices_r, ref = best
             pairs.append(
                 Pair(
                     assignment_id,
-                    a,
+                    names[i],
                     REFERENCE,
                     float(sa),
                     0.0,
@@ -159,6 +199,134 @@ def compare(
                 )
             )
     return sorted(pairs, key=lambda p: (-p.similarity, p.a, p.b))
+
+
+class _OverlapBound:
+    """For every pair of fingerprints, an upper bound on what ``compare_files`` reports.
+
+    copydetect's shared characters of file 1 (``token_overlap1``) are the size of the union of
+    the intervals ``[p, p + k)`` over the multiset S of file 1's fingerprint positions whose
+    hash file 2 also has. With S sorted, that union is ``sum over p in S of min(k, next_S(p) -
+    p)`` (k for the last), so it is at most ``k |S|`` less ``k - min(k, q - p)`` for every two
+    positions p < q that follow each other in file 1 and are both in S. Both in S is known
+    without looking at the pair when the two hashes also follow each other in file 2, which
+    makes the bound two sparse products over the whole class::
+
+        upper(1, 2) = k * (A1 . B2) - (D1 . G2)
+
+    A: the number of positions per hash, B: 1 per hash, D: ``k - min(k, q - p)`` per pair of
+    successive hashes, G: 1 per pair of successive hashes. The union also never exceeds the
+    file's ``token_coverage`` (every position's interval), copydetect's denominator, so
+    ``min(upper, coverage) / coverage`` bounds the similarity from above (a correctly rounded
+    division keeps the order of the numerators).
+    """
+
+    def __init__(self, prints: list, k: int) -> None:
+        import numpy as np
+        from scipy import sparse
+
+        self.k = k
+        self.coverage = np.array([float(fp.token_coverage) for fp in prints], dtype=np.float64)
+        rows, hashes, positions = [], [], []
+        for r, fp in enumerate(prints):
+            if not fp.hash_idx:
+                continue
+            keys = np.fromiter(fp.hash_idx.keys(), dtype=np.int64, count=len(fp.hash_idx))
+            lengths = np.fromiter(map(len, fp.hash_idx.values()), dtype=np.int64)
+            pos = np.fromiter(
+                itertools.chain.from_iterable(fp.hash_idx.values()),
+                dtype=np.int64,
+                count=int(lengths.sum()),
+            )
+            order = np.argsort(pos, kind="stable")
+            rows.append(np.full(len(pos), r, dtype=np.int64))
+            hashes.append(np.repeat(keys, lengths)[order])
+            positions.append(pos[order])
+        shape_rows = len(prints)
+        if rows:
+            row = np.concatenate(rows)
+            _, column = np.unique(np.concatenate(hashes), return_inverse=True)
+            pos = np.concatenate(positions)
+        else:
+            row = column = pos = np.zeros(0, dtype=np.int64)
+        n_hashes = int(column.max()) + 1 if len(column) else 0
+        self.A = sparse.csr_matrix(
+            (np.ones(len(row), dtype=np.int64), (row, column)), shape=(shape_rows, n_hashes)
+        )
+        self.B = self.A.copy()
+        self.B.data[:] = 1
+        follows = row[1:] == row[:-1]
+        gap = (pos[1:] - pos[:-1])[follows]
+        pair_key = column[:-1][follows] * n_hashes + column[1:][follows]
+        _, pair_column = np.unique(pair_key, return_inverse=True)
+        n_pairs = int(pair_column.max()) + 1 if len(pair_column) else 0
+        self.D = sparse.csr_matrix(
+            (k - np.minimum(k, gap), (row[:-1][follows], pair_column)),
+            shape=(shape_rows, n_pairs),
+        )
+        self.G = sparse.csr_matrix(
+            (np.ones(len(pair_column), dtype=np.int64), (row[:-1][follows], pair_column)),
+            shape=(shape_rows, n_pairs),
+        )
+        self.G.data[:] = 1
+
+    def upper(self, rows: slice, cols: slice) -> tuple:
+        """(common, shared) for each row file × column file: how many of the row file's
+        positions hold a hash the column file has (0: nothing in common), and the upper bound
+        on the row file's shared characters, at most its coverage."""
+        import numpy as np
+
+        common = (self.A[rows] @ self.B[cols].T).toarray()
+        shared = self.k * common - (self.D[rows] @ self.G[cols].T).toarray()
+        return common, np.minimum(shared, self.coverage[rows, None])
+
+    def share(self, shared, rows: slice):
+        """The bound on the similarity: shared characters / coverage (0 without coverage)."""
+        import numpy as np
+
+        cov = self.coverage[rows, None]
+        return np.divide(shared, cov, out=np.zeros(shared.shape), where=cov > 0)
+
+
+_BLOCK = 1 << 21  # pair bounds held at once (about 16 MiB per array)
+
+
+def _candidates(
+    fps: list, refs: list, threshold: float, min_chars: float
+) -> tuple[Iterator[tuple[int, int]], dict[int, list[int]]]:
+    """The pairs of students (i < j, in ``combinations`` order) and, per student, the references
+    that the bound of :class:`_OverlapBound` cannot rule out (the others are never listed)."""
+    import numpy as np
+
+    n, m = len(fps), len(refs)
+    bound = _OverlapBound(fps + refs, NOISE)
+
+    def student_pairs() -> Iterator[tuple[int, int]]:
+        step = max(1, _BLOCK // max(n, 1))
+        for r0 in range(0, n, step):
+            r1 = min(n, r0 + step)
+            rows, cols = slice(r0, r1), slice(r0, n)
+            common, shared_a = bound.upper(rows, cols)
+            _, shared_b = bound.upper(cols, rows)
+            share = np.maximum(bound.share(shared_a, rows), bound.share(shared_b, cols).T)
+            i, j = np.nonzero(
+                (common > 0)
+                & ~(shared_a < min_chars)
+                & ~(share < threshold)
+                & (np.arange(r0, n)[None, :] > np.arange(r0, r1)[:, None])
+            )
+            yield from zip((i + r0).tolist(), (j + r0).tolist())
+
+    ref_pairs: dict[int, list[int]] = {}
+    if m and n:
+        rows, cols = slice(0, n), slice(n, n + m)
+        common, shared = bound.upper(rows, cols)
+        i, r = np.nonzero(
+            (common > 0) & ~(shared < min_chars) & ~(bound.share(shared, rows) < threshold)
+        )
+        for a, b in zip(i.tolist(), r.tolist()):
+            ref_pairs.setdefault(a, []).append(b)
+    return student_pairs(), ref_pairs
 
 
 def flags(pairs: list[Pair]) -> dict[tuple[str, str], list[str]]:
