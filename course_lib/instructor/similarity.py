@@ -50,17 +50,58 @@ class Pair:
         return max(self.similarity_a, self.similarity_b)
 
 
+_BASE = 1099511628211  # odd, so invertible modulo 2**64
+_BASE_INVERSE = pow(_BASE, -1, 2**64)
+
+
+def stable_kgram_hashes(text: str, k: int):
+    """The hash of every ``k``-character run of ``text``: a polynomial hash modulo 2**64,
+    computed for all runs at once with numpy. copydetect hashes with Python's ``hash()``, which
+    changes from one process to the next (``PYTHONHASHSEED``), so its winnowing kept other
+    fingerprints, and listed other pairs near the threshold, on every run; these do not."""
+    import numpy as np
+
+    n = len(text) - k + 1
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64) + 1
+    with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is what is meant
+        inverse = np.cumprod(np.full(len(codes), _BASE_INVERSE, dtype=np.uint64))
+        inverse = np.concatenate(([np.uint64(1)], inverse[:-1]))  # BASE**-s
+        prefix = np.concatenate(([np.uint64(0)], np.cumsum(codes * inverse, dtype=np.uint64)))
+        power = np.cumprod(np.full(n, _BASE, dtype=np.uint64)) * np.uint64(
+            pow(_BASE, k - 2, 2**64) if k >= 2 else _BASE_INVERSE
+        )  # BASE**(s + k - 1) for s = 0 .. n - 1
+        hashes = (prefix[k:] - prefix[:n]) * power
+    return hashes.view(np.int64)
+
+
+@contextlib.contextmanager
+def _stable_hashes() -> Iterator[None]:
+    """copydetect's k-gram hashes replaced by :func:`stable_kgram_hashes` while fingerprints
+    are made (``copydetect.utils.hashed_kgrams``, called by its fingerprinting)."""
+    from copydetect import utils
+
+    before = utils.hashed_kgrams
+    utils.hashed_kgrams = stable_kgram_hashes
+    try:
+        yield
+    finally:
+        utils.hashed_kgrams = before
+
+
 def _fingerprint(name: str, code: str, boilerplate):
     from copydetect import CodeFingerprint
 
-    return CodeFingerprint(
-        f"{name}.py",
-        NOISE,
-        WINDOW,
-        boilerplate=boilerplate,
-        fp=io.StringIO(code),
-        language="python",
-    )
+    with _stable_hashes():
+        return CodeFingerprint(
+            f"{name}.py",
+            NOISE,
+            WINDOW,
+            boilerplate=boilerplate,
+            fp=io.StringIO(code),
+            language="python",
+        )
 
 
 def _highlight(code: str, slices) -> str:

@@ -213,3 +213,47 @@ def test_an_honest_class_of_200_is_compared_in_far_fewer_calls(monkeypatch) -> N
         ("t003", similarity.REFERENCE),
     }
     assert pruned_calls <= len(calls) // 50, pruned_calls
+
+
+def test_the_review_lists_the_same_pairs_in_every_process() -> None:
+    """copydetect hashes with Python's ``hash()``, which differs between processes
+    (``PYTHONHASHSEED``): its winnowing then keeps other fingerprints and lists other pairs near
+    the threshold on every run of ``course grade``. The review's k-gram hashes do not depend on
+    the process: two interpreters with different hash seeds list the same pairs."""
+    import json
+    import os
+    import subprocess
+
+    script = (
+        "import json, sys\n"
+        f"sys.path[:0] = [{str(ROOT / 'tests' / 'instructor')!r}, "
+        f"{str(ROOT / 'tests' / 'classroom')!r}]\n"
+        "from test_similarity_scale import corpus, setting\n"
+        "from course_lib.instructor import similarity\n"
+        "refs, boiler = setting()\n"
+        "pairs = similarity.compare('05_attention', corpus(120, 3), refs, boiler, 0.45, 60)\n"
+        "print(json.dumps([(p.a, p.b, round(p.similarity, 12), p.shared_chars) for p in pairs]))\n"
+    )
+    runs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+        )
+        runs.append(json.loads(out.stdout))
+    assert runs[0] == runs[1]
+    assert 10 < len(runs[0]) < 120 * 119 // 2  # near the threshold: a real test of the hashes
+
+
+def test_the_k_gram_hashes_are_the_polynomial_hash_of_each_run() -> None:
+    def slow(text: str, k: int) -> list[int]:
+        out = []
+        for i in range(len(text) - k + 1):
+            h = 0
+            for ch in text[i : i + k]:
+                h = (h * similarity._BASE + ord(ch) + 1) % 2**64
+            out.append(h - 2**64 if h >= 2**63 else h)
+        return out
+
+    for text, k in [(honest(0), 25), ("abc", 1), ("ab", 3), ("héllo ✓ 中文 x", 4)]:
+        assert similarity.stable_kgram_hashes(text, k).tolist() == slow(text, k)
