@@ -501,6 +501,28 @@ def _scrub_seed(results: list[dict], seed: str) -> None:
         r["status_text"] = r.get("status_text", "").replace(seed, "<seed>")
 
 
+def _new_pool(
+    jobs: int, ctx: Any, hidden_modules: tuple[str, ...], log: Any
+) -> cf.ProcessPoolExecutor:
+    """The grader processes' pool. Making it can fail for a reason of this machine, not of any
+    submission: multiprocessing's resource tracker (a helper process it starts on first use)
+    died, and writing to it raises ``BrokenPipeError``; multiprocessing starts a new tracker on
+    the next try, so the pool is made again, up to :data:`ATTEMPTS` times."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return cf.ProcessPoolExecutor(
+                max_workers=jobs,
+                mp_context=ctx,
+                initializer=_pool_init,
+                initargs=(hidden_modules,),
+            )
+        except OSError as exc:
+            if attempt == ATTEMPTS:
+                raise
+            log(f"could not start the grader processes ({type(exc).__name__}: {exc}); retrying")
+    raise AssertionError("unreachable")
+
+
 def _run_pool(
     todo: list[dict], jobs: int, log: Any, on_result: Callable[[dict, dict], None]
 ) -> None:
@@ -520,12 +542,7 @@ def _run_pool(
     ctx = multiprocessing.get_context("spawn")
     done = 0
     while pending:
-        pool = cf.ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=ctx,
-            initializer=_pool_init,
-            initargs=(tuple(pending[0]["hidden_modules"]),),
-        )
+        pool = _new_pool(jobs, ctx, tuple(pending[0]["hidden_modules"]), log)
         futures: dict[cf.Future, dict] = {}
         retry: list[dict] = []
         try:

@@ -343,3 +343,36 @@ def test_the_client_never_imports_torch(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "torch imported: False" in done.stdout, done.stdout
     assert _rows(tmp_path / "out")["honest"]["score"] == str(int(SOURCE.max_score))
+
+
+def test_a_pool_that_cannot_start_once_is_started_again(monkeypatch) -> None:
+    """multiprocessing's resource tracker can die under the pool as it is made (the write to
+    it raises BrokenPipeError): a fault of the machine, so the pool is made again rather than
+    the run stopping with a traceback; a pool that never starts still raises."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    from course_lib.instructor import pipeline
+
+    made, lines = [], []
+    real = cf.ProcessPoolExecutor
+
+    def flaky(*args, **kwargs):
+        made.append(1)
+        if len(made) == 1:
+            raise BrokenPipeError(32, "Broken pipe")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.cf, "ProcessPoolExecutor", flaky)
+    ctx = multiprocessing.get_context("spawn")
+    pool = pipeline._new_pool(1, ctx, (), lines.append)
+    pool.shutdown()
+    assert len(made) == 2 and len(lines) == 1 and "BrokenPipeError" in lines[0]
+
+    def never(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(pipeline.cf, "ProcessPoolExecutor", never)
+    with pytest.raises(BrokenPipeError):
+        pipeline._new_pool(1, ctx, (), lines.append)
+    assert len(lines) == 1 + pipeline.ATTEMPTS - 1
