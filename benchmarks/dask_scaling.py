@@ -371,6 +371,13 @@ def measure_class(
         timed = _Timed(runner)
         cpu0 = time.process_time()
         start = time.perf_counter()
+        # As `course grade` does: the class files read before grading, each feedback page
+        # written with its class grade as its result arrives, then the class layer (grades.csv
+        # with the class columns, the pages whose grade changed, the written-answer sheets, the
+        # copying review, the report).
+        inputs = classroom.ClassInputs(out=work / "out")
+        options = classroom.prepare(inputs, ROOT / "solutions")
+        pages = classroom.ClassPages(options, subs)
         results = pipeline.grade(
             subs,
             work / "out",
@@ -378,20 +385,10 @@ def measure_class(
             source_dir=ROOT / "solutions",
             log=lines.append,
             runner=timed,
+            feedback=pages,
         )
         engine_end = time.perf_counter()
-        # What `course grade` does next, always: the class layer (grades.csv with the class
-        # columns, every feedback page with the recorded grade, written-answer sheets from each
-        # notebook, the copying review, the report).
-        inputs = classroom.ClassInputs(out=work / "out")
-        classroom.finish(
-            work / "out",
-            results,
-            subs,
-            ROOT / "solutions",
-            classroom.prepare(inputs, ROOT / "solutions"),
-            inputs,
-        )
+        classroom.finish(work / "out", results, subs, ROOT / "solutions", options, inputs, pages)
         wall = time.perf_counter() - start
         cpu = time.process_time() - cpu0
     ideal = n * seconds / (2 * threads)

@@ -19,6 +19,7 @@ other than the one in ``grades.csv``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import json
 from collections.abc import Callable
@@ -84,53 +85,64 @@ def class_rows(
     times = times or {}
     for r in rows:
         key = (r["student_id"], r["assignment_id"])
-        aid = r["assignment_id"]
-        student = options.roster.students.get(r["student_id"]) if options.roster else None
-        r["name"] = student.name if student else ""
-        r["auto_score"] = float(r["score"])
-        r["auto_max"] = float(r["max_score"])
-        r["cell_marks"], r["extra_credit"], r["extra_credit_cells"] = {}, 0.0, {}
-        if r.get("status") != "missing":
-            engine = {str(c["grade_id"]): float(c["points"]) for c in r.get("cells", [])}
-            for gid, points in sorted(options.cell_marks.get(key, {}).items()):
-                before = engine.get(gid, 0.0)
-                if points != before:
-                    r["cell_marks"][gid] = (before, points)
-                    r["auto_score"] += points - before
-                    r["flags"] = [*r["flags"], f"formgrader_mark:{gid}"]
-            bonus = options.extra_credit.get(key, {})
-            r["extra_credit"] = sum(bonus.values())
-            r["extra_credit_cells"] = dict(sorted(bonus.items()))
-            r["flags"] = [*r["flags"], *(f"extra_credit:{gid}" for gid in sorted(bonus))]
-        written = options.written.get(aid, {})
-        marks = options.manual.get(key, {})
-        r["manual_score"] = sum(marks.values())
-        # Per written cell: its mark (None: not marked yet) out of its points.
-        r["written_marks"] = {
-            gid: {"points": marks.get(gid), "max_points": pts} for gid, pts in written.items()
-        }
-        r["manual_graded"] = bool(written) and set(written) <= set(marks)
-        r["max_score"] = r["auto_max"] + sum(written.values())
-        if written and r.get("status") != "missing" and not r["manual_graded"]:
-            r["flags"] = [*r["flags"], "written_ungraded"]
-        r["raw_score"] = r["auto_score"] + r["manual_score"] + r["extra_credit"]
-        when, source = times.get(key, (None, "none"))
-        late_mod.apply_late(r, options.course, when, source)
-        r["computed_score"] = max(0.0, r["raw_score"] - r["penalty"])
-        o = in_force.get(key)
-        r["override"] = o.points if o else None
-        r["override_reason"] = o.reason if o else ""
-        r["override_by"] = f"{o.recorded_by}, {o.recorded_at}" if o else ""
-        r["score"] = o.points if o else r["computed_score"]
-        extra = options.similarity.get(key, [])
-        r["flags"] = r["flags"] + [f for f in extra if f not in r["flags"]]
-        has_feedback = r.get("status") != "missing"
-        r["feedback"] = f"feedback/{r['student_id']}/{aid}.html" if has_feedback else ""
+        apply_class(r, options, times.get(key, (None, "none")), in_force)
     known = {(r["student_id"], r["assignment_id"]) for r in rows}
     for key in in_force.keys() - known:
         # An override for a row that does not exist is kept visible rather than dropped.
         rows.append(_orphan_override(in_force[key]))
     return rows
+
+
+def apply_class(
+    r: dict,
+    options: ClassOptions,
+    time: tuple[dt.datetime | None, str],
+    in_force: dict[tuple[str, str], ov.Override],
+) -> None:
+    """One row's class rules, in place: :func:`class_rows` without the roster's rows."""
+    key = (r["student_id"], r["assignment_id"])
+    aid = r["assignment_id"]
+    student = options.roster.students.get(r["student_id"]) if options.roster else None
+    r["name"] = student.name if student else ""
+    r["auto_score"] = float(r["score"])
+    r["auto_max"] = float(r["max_score"])
+    r["cell_marks"], r["extra_credit"], r["extra_credit_cells"] = {}, 0.0, {}
+    if r.get("status") != "missing":
+        engine = {str(c["grade_id"]): float(c["points"]) for c in r.get("cells", [])}
+        for gid, points in sorted(options.cell_marks.get(key, {}).items()):
+            before = engine.get(gid, 0.0)
+            if points != before:
+                r["cell_marks"][gid] = (before, points)
+                r["auto_score"] += points - before
+                r["flags"] = [*r["flags"], f"formgrader_mark:{gid}"]
+        bonus = options.extra_credit.get(key, {})
+        r["extra_credit"] = sum(bonus.values())
+        r["extra_credit_cells"] = dict(sorted(bonus.items()))
+        r["flags"] = [*r["flags"], *(f"extra_credit:{gid}" for gid in sorted(bonus))]
+    written = options.written.get(aid, {})
+    marks = options.manual.get(key, {})
+    r["manual_score"] = sum(marks.values())
+    # Per written cell: its mark (None: not marked yet) out of its points.
+    r["written_marks"] = {
+        gid: {"points": marks.get(gid), "max_points": pts} for gid, pts in written.items()
+    }
+    r["manual_graded"] = bool(written) and set(written) <= set(marks)
+    r["max_score"] = r["auto_max"] + sum(written.values())
+    if written and r.get("status") != "missing" and not r["manual_graded"]:
+        r["flags"] = [*r["flags"], "written_ungraded"]
+    r["raw_score"] = r["auto_score"] + r["manual_score"] + r["extra_credit"]
+    when, source = time
+    late_mod.apply_late(r, options.course, when, source)
+    r["computed_score"] = max(0.0, r["raw_score"] - r["penalty"])
+    o = in_force.get(key)
+    r["override"] = o.points if o else None
+    r["override_reason"] = o.reason if o else ""
+    r["override_by"] = f"{o.recorded_by}, {o.recorded_at}" if o else ""
+    r["score"] = o.points if o else r["computed_score"]
+    extra = options.similarity.get(key, [])
+    r["flags"] = r["flags"] + [f for f in extra if f not in r["flags"]]
+    has_feedback = r.get("status") != "missing"
+    r["feedback"] = f"feedback/{r['student_id']}/{aid}.html" if has_feedback else ""
 
 
 def _orphan_override(o: ov.Override) -> dict:
@@ -351,31 +363,94 @@ def changed_by_class(r: dict) -> bool:
     )
 
 
+def _page_digest(page: str) -> bytes:
+    return hashlib.blake2b(page.encode("utf-8"), digest_size=16).digest()
+
+
+def _class_page(r: dict, source: SourceAssignment, answers: dict[str, str] | None) -> str:
+    """A row's feedback page: with its grade where the class layer changed it (or has something
+    to say about it), else the engine's page as it was."""
+    from course_lib.instructor import report
+
+    return report.feedback_html(r, source, r if changed_by_class(r) else None, answers)
+
+
 def write_feedback(
     out: Path,
     rows: list[dict],
     sources: dict[str, SourceAssignment],
     answers: dict[tuple[str, str], dict[str, str]] | None = None,
+    written: dict[tuple[str, str], bytes] | None = None,
 ) -> None:
     """Write every row's feedback page again with its grade as ``grades.csv`` records it (the
     engine wrote it with the tests' points alone), and make the ``feedback`` column name
     exactly the pages that exist: a row the engine wrote no page for (an invalid id, no source
     notebook) gets no link, and a ``missing`` row whose page the engine wrote (a student folder
-    without the assignment) gets its page rewritten and linked."""
-    from course_lib.instructor import report
-
+    without the assignment) gets its page rewritten and linked. ``written``: the digests of the
+    pages :class:`ClassPages` wrote during this run; a page whose content is the same is not
+    written again."""
     answers = answers or {}
+    written = written or {}
     for r in rows:
         sid, aid = r["student_id"], r["assignment_id"]
         path = out / "feedback" / sid / f"{aid}.html"
         writable = aid in sources and r["status"] not in ("invalid_id", "override_only")
         if writable and (r.get("feedback") or path.is_file()):
-            grade = r if changed_by_class(r) else None  # else the engine's page, as it was
-            page = report.feedback_html(r, sources[aid], grade, answers.get((sid, aid)))
-            write_atomic(path, page)
+            page = _class_page(r, sources[aid], answers.get((sid, aid)))
+            if written.get((sid, aid)) != _page_digest(page) or not path.is_file():
+                write_atomic(path, page)
             r["feedback"] = f"feedback/{sid}/{aid}.html"
         else:
             r["feedback"] = ""
+
+
+def row_answers(r: dict, cells: list, submissions: Path) -> dict[str, str]:
+    """A readable row's written answers: those the engine read as its result arrived, or, for a
+    result stored by an older run, read from its notebook now."""
+    from course_lib.instructor import manual
+
+    kept = r.get("answers")
+    if isinstance(kept, dict) and set(kept) == {c.grade_id for c in cells}:
+        return kept
+    folder = submissions / r["student_id"] / r["assignment_id"]
+    nb = folder / f"{r['assignment_id']}.ipynb"
+    if not nb.exists():
+        found = sorted(folder.glob("*.ipynb"))
+        nb = found[0] if len(found) == 1 else nb
+    return manual.answers(nb, cells)
+
+
+class ClassPages:
+    """``course grade``'s feedback pages written as the results arrive (``pipeline.grade``'s
+    ``feedback``), each with the grade the class layer gives its row from what :func:`prepare`
+    read: roster, late rules and submission times, overrides, written marks, formgrader's
+    marks. :func:`finish` computes every page again from what the gradebook holds at the end
+    and writes only those that differ (a TA who marked while the run graded), so the end of a
+    large run no longer writes every page a second time."""
+
+    def __init__(self, options: ClassOptions, submissions: Path) -> None:
+        self.options, self.submissions = options, submissions
+        self.in_force = ov.current(ov.load(options.overrides_path))
+        self.times: dict[tuple[str, str], tuple[dt.datetime | None, str]] = {}
+        self.digests: dict[tuple[str, str], bytes] = {}
+
+    def __call__(self, out: Path, result: dict, sources: dict[str, SourceAssignment]) -> None:
+        sid, aid = result["student_id"], result["assignment_id"]
+        if aid not in sources or result["status"] == "invalid_id":
+            return  # no page, as the engine writes none
+        key = (sid, aid)
+        time = self.times[key] = late_mod.submission_time(self.submissions / sid / aid)
+        row = dict(result, flags=list(result.get("flags", [])))
+        apply_class(row, self.options, time, self.in_force)
+        cells = self.options.written_cells.get(aid)
+        answers = (
+            row_answers(row, cells, self.submissions)
+            if cells and row["status"] in READABLE_STATUSES
+            else None
+        )
+        page = _class_page(row, sources[aid], answers)
+        write_atomic(out / "feedback" / sid / f"{aid}.html", page)
+        self.digests[key] = _page_digest(page)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -503,8 +578,10 @@ def finish(
     source_dir: Path,
     options: ClassOptions,
     inputs: ClassInputs,
+    pages: ClassPages | None = None,
 ) -> list[dict]:
-    """Apply the class layer to a finished ``course grade`` run and write its outputs."""
+    """Apply the class layer to a finished ``course grade`` run and write its outputs.
+    ``pages``: the :class:`ClassPages` that wrote the feedback pages during the run."""
     from course_lib.instructor import formgrade, manual, similarity
     from course_lib.instructor import notebooks as nbk
 
@@ -550,30 +627,41 @@ def finish(
     )  # read after the write-back: a score typed on a test cell meanwhile counts too
     sim_flags, links = similarity.run(readable, sources, out, inputs.similarity_threshold)
     options.similarity = sim_flags
-    rows = class_rows(results, options, late_mod.submission_times(submissions))
+    rows = class_rows(results, options, _times(results, submissions, pages))
     answers: dict[tuple[str, str], dict[str, str]] = {}
     for aid, cells in written.items():
-        by_student = {}
-        for r in readable:
-            if r["assignment_id"] != aid:
-                continue
-            kept = r.get("answers")  # read by the engine as the result arrived
-            if isinstance(kept, dict) and set(kept) == {c.grade_id for c in cells}:
-                by_student[r["student_id"]] = kept
-                continue
-            # A result stored by an older run: read the notebook now.
-            folder = submissions / r["student_id"] / aid
-            nb = folder / f"{aid}.ipynb"
-            if not nb.exists():
-                found = sorted(folder.glob("*.ipynb"))
-                nb = found[0] if len(found) == 1 else nb
-            by_student[r["student_id"]] = manual.answers(nb, cells)
+        by_student = {
+            r["student_id"]: row_answers(r, cells, submissions)
+            for r in readable
+            if r["assignment_id"] == aid
+        }
         manual.write_sheet(out, aid, cells, by_student, options.manual)
         answers.update({(sid, aid): a for sid, a in by_student.items()})
         links[f"written answers {aid} (sheet)"] = f"manual/{aid}.html"
     formgrade.write_ledger(out, db_url, options.manual, options.mark_origins)
-    write_feedback(out, rows, sources, answers)
+    write_feedback(out, rows, sources, answers, pages.digests if pages else None)
     report_path = out / "report.html"
     engine_report = report_path.read_text(encoding="utf-8") if report_path.exists() else ""
     write_class_outputs(out, rows, engine_report, links)
     return rows
+
+
+def _times(
+    results: list[dict], submissions: Path, pages: ClassPages | None
+) -> dict[tuple[str, str], tuple[dt.datetime | None, str]]:
+    """Every row's submission time: those :class:`ClassPages` read during the run, and the
+    rest's (rows without a page) from their folders."""
+    if pages is None:
+        return late_mod.submission_times(submissions)
+    times = dict(pages.times)
+    for r in results:
+        sid, aid = r["student_id"], r["assignment_id"]
+        if (sid, aid) in times or not (_plain_name(sid) and _plain_name(aid)):
+            continue
+        times[(sid, aid)] = late_mod.submission_time(submissions / sid / aid)
+    return times
+
+
+def _plain_name(name: object) -> bool:
+    """A folder's own name (what :func:`.late.submission_times` keys a time by)."""
+    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name

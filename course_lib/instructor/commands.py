@@ -54,6 +54,8 @@ def grade_cmd(args: argparse.Namespace) -> int:
         if submissions.is_file() and zipfile.is_zipfile(submissions):
             tmp = Path(tempfile.mkdtemp(prefix="course-class-"))
             submissions = _unzip(submissions, tmp)
+        # Each feedback page is written once, with its class grade, as its result arrives.
+        pages = classroom.ClassPages(options, submissions)
         with contextlib.ExitStack() as stack:
             runner = None
             if args.scheduler:  # connected before anything is written
@@ -70,9 +72,10 @@ def grade_cmd(args: argparse.Namespace) -> int:
                 db_url=args.db,
                 allow_default_seed=args.allow_default_seed,
                 runner=runner,
+                feedback=pages,
             )
         rows = classroom.finish(
-            Path(args.out), results, submissions, Path(args.source), options, inputs
+            Path(args.out), results, submissions, Path(args.source), options, inputs, pages
         )
     except Interrupted as exc:
         print(exc, file=sys.stderr)

@@ -274,22 +274,27 @@ def submission_times(root: Path) -> dict[tuple[str, str], tuple[dt.datetime | No
         if not student_dir.is_dir():
             continue
         for adir in student_dir.iterdir():
-            if not adir.is_dir():
-                continue
-            ts, lms = adir / "timestamp.txt", adir / ".lms.json"
-            nb = adir / f"{adir.name}.ipynb"
-            if not nb.exists():
-                nbs = sorted(adir.glob("*.ipynb"))
-                nb = nbs[0] if nbs else nb
-            mtime = (
-                dt.datetime.fromtimestamp(nb.stat().st_mtime, tz=dt.UTC) if nb.exists() else None
-            )
-            found[(student_dir.name, adir.name)] = _from_texts(
-                ts.read_text(errors="replace") if ts.is_file() else None,
-                lms.read_text(errors="replace") if lms.is_file() else None,
-                mtime,
-            )
+            if adir.is_dir():
+                found[(student_dir.name, adir.name)] = submission_time(adir)
     return found
+
+
+def submission_time(adir: Path) -> tuple[dt.datetime | None, str]:
+    """The submission time of one ``<student>/<assignment>/`` folder and where it came from
+    (what :func:`submission_times` gives for it; ``(None, "none")`` when there is no folder)."""
+    if not adir.is_dir():
+        return None, "none"
+    ts, lms = adir / "timestamp.txt", adir / ".lms.json"
+    nb = adir / f"{adir.name}.ipynb"
+    if not nb.exists():
+        nbs = sorted(adir.glob("*.ipynb"))
+        nb = nbs[0] if nbs else nb
+    mtime = dt.datetime.fromtimestamp(nb.stat().st_mtime, tz=dt.UTC) if nb.exists() else None
+    return _from_texts(
+        ts.read_text(errors="replace") if ts.is_file() else None,
+        lms.read_text(errors="replace") if lms.is_file() else None,
+        mtime,
+    )
 
 
 def format_late(seconds: float) -> str:

@@ -335,17 +335,22 @@ def grade(
     log: Any = None,
     allow_default_seed: bool = False,
     runner: Any = None,
+    feedback: Any = None,
 ) -> list[dict]:
     """Grade every submission; write OUT/grades.csv, feedback, report and the gradebook.
 
     ``runner(todo, log)``, when given, grades instead of the ``--jobs`` pool and yields
     ``(task, result)`` as results arrive (:class:`.distributed.DaskRunner`).
+    ``feedback(out, result, sources)``, when given, writes each row's feedback page instead of
+    the engine's page with the tests' points (:class:`.classroom.ClassPages`: the page with the
+    grade ``grades.csv`` will record, so that the end of the run need not write it again).
     Raises :class:`GradingSetupError` for bad inputs (nothing graded), :class:`Interrupted` on
     Ctrl-C (finished results kept for the next run)."""
     from course_lib.instructor import report
 
     limits = limits or Limits()
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    write_page = feedback or _write_feedback
     if jobs < 1:
         raise GradingSetupError(f"--jobs must be at least 1, got {jobs}")
     seed = require_seed(allow_default_seed)
@@ -438,10 +443,10 @@ def grade(
                     Path(task["state"]), json.dumps({"key": task["key"], "result": result})
                 )
             _scrub_seed([result], seed)
-            _write_feedback(out, result, parsed)
+            write_page(out, result, parsed)
 
         for r in results.values():  # the rows known before grading: unchanged or not gradable
-            _write_feedback(out, r, parsed)
+            write_page(out, r, parsed)
         if runner is not None:
             for task, result in runner(todo, log):
                 record(task, result)

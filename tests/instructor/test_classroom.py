@@ -1005,6 +1005,43 @@ def test_feedback_pages_show_the_grade_that_grades_csv_records(tmp_path: Path) -
     assert "BEGIN HIDDEN TESTS" not in s01 + s02 and "Visible tests" in s01
 
 
+def test_pages_written_as_results_arrive_are_the_class_layers_and_written_once(
+    tmp_path: Path,
+) -> None:
+    """``course grade`` writes each page with its class grade as the result arrives
+    (:class:`.classroom.ClassPages`); the class layer then writes again only a page whose grade
+    changed meanwhile (a TA's score typed in formgrader during the run). The pages end as the
+    class layer alone writes them, byte for byte."""
+    from course_lib.instructor import pipeline
+
+    source = options_source()
+    trees = {}
+    for streamed in (True, False):
+        results, subs, out, inputs = _feedback_class(tmp_path / str(streamed))
+        options = classroom.prepare(inputs, ROOT / "solutions")
+        pages = classroom.ClassPages(options, subs) if streamed else None
+        for r in results:  # as pipeline.grade calls its page writer, result by result
+            (pages or pipeline._write_feedback)(out, r, {A1: source})
+        files = {s: out / "feedback" / s / f"{A1}.html" for s in ("s01", "s02")}
+        before = {s: (f.stat().st_ino, f.read_text()) for s, f in files.items()}
+        with _gradebook(inputs.gradebook_url()) as gb:  # a TA, while the run grades
+            gb.find_grade("test_softmax", A1, A1, "s02").manual_score = 1.0
+            gb.db.commit()
+        classroom.finish(out, results, subs, ROOT / "solutions", options, inputs, pages)
+        shown = _pages_match_grades_csv(out)
+        assert "<td>1 / 2<br><small>the tests gave 2; a TA set 1</small></td>" in shown["s02"][1]
+        trees[streamed] = {s: f.read_text() for s, f in files.items()}
+        if streamed:
+            # Already right: s01's page as it was written when its result arrived, never again.
+            assert before["s01"] == (files["s01"].stat().st_ino, trees[True]["s01"])
+            assert "Late penalty" in before["s01"][1] and "Your grade" in before["s01"][1]
+            # s02's grade changed after its page was written: written again.
+            assert files["s02"].stat().st_ino != before["s02"][0]
+            assert "a TA set 1" not in before["s02"][1]
+            assert pages.times[("s01", A1)][1] == "timestamp.txt"
+    assert trees[True] == trees[False]
+
+
 def test_feedback_without_class_inputs_shows_the_engines_total(tmp_path: Path) -> None:
     """No roster, policy, marks or overrides: the page carries grades.csv's total (the written
     cells count in max_score); where nothing of the class layer applies, it is the engine's page."""
