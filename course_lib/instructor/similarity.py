@@ -72,7 +72,9 @@ def stable_kgram_hashes(text: str, k: int):
     n = len(text) - k + 1
     if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64) + 1
+    # surrogatepass: a lone surrogate (valid in a notebook's JSON) is one more code point
+    raw = text.encode("utf-32-le", "surrogatepass")
+    codes = np.frombuffer(raw, dtype=np.uint32).astype(np.uint64) + 1
     with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is what is meant
         inverse = np.cumprod(np.full(len(codes), _BASE_INVERSE, dtype=np.uint64))
         inverse = np.concatenate(([np.uint64(1)], inverse[:-1]))  # BASE**-s

@@ -115,6 +115,12 @@ def test_a_record_gives_back_the_fingerprint_copydetect_makes() -> None:
         _same_fingerprint(back, want)
         made += 1
     assert made >= 40
+    # A lone surrogate (a notebook's JSON may hold one) is fingerprinted, and read back.
+    odd = codes["h000"].replace("return", "return '\ud800' and", 1)
+    assert "\ud800" in odd
+    record = json.loads(json.dumps(similarity.fingerprint_record(odd, boiler)))
+    want = similarity._fingerprint("odd", odd, similarity._boilerplate_hashes(boiler))
+    _same_fingerprint(similarity.restore_fingerprint(record, "odd", odd, boiler), want)
     # The starter code untouched: every fingerprint is boilerplate, nothing left to compare.
     back = similarity.restore_fingerprint(
         similarity.fingerprint_record(boiler, boiler), "starter", boiler, boiler
