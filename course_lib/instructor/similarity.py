@@ -223,7 +223,7 @@ def restore_fingerprint(record: object, name: str, code: str, boilerplate_code: 
             offsets = np.asarray(record["offsets"]).T.copy()
             if not (offsets.dtype == np.int64 and offsets.ndim == 2 and offsets.shape[1] == 2):
                 return None
-    except (KeyError, TypeError, ValueError, OverflowError):
+    except Exception:  # noqa: BLE001 - any malformed record is only a record not to use
         return None
     fp = CodeFingerprint.__new__(CodeFingerprint)
     fp.filename = f"{name}.py"

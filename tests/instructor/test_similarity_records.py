@@ -207,6 +207,9 @@ def _malformed(record: dict) -> dict[str, object]:
     case("offsets not ints", lambda r: r["offsets"][1].__setitem__(0, "x"))
     case("no positions", lambda r: r.pop("positions"))
     case("filtered code not text", lambda r: r.__setitem__("filtered_code", 5))
+    case("positions nested deeper", lambda r: r["positions"].__setitem__(0, [[1, 2], [3]]))
+    case("offsets a dict", lambda r: r.__setitem__("offsets", {"a": 1}))
+    case("offsets of three columns", lambda r: r["offsets"].append(list(r["offsets"][0])))
     return cases
 
 
