@@ -333,7 +333,8 @@ def write_class_outputs(
     with the class section inserted before the engine's sections."""
     write_class_csv(out / "grades.csv", rows)
     keep = [
-        {k: v for k, v in r.items() if k not in ("cells", "student_code", "answers")} for r in rows
+        {k: v for k, v in r.items() if k not in ("cells", "student_code", "answers", "fingerprint")}
+        for r in rows
     ]
     # No indent: the C encoder, several times faster on a class of thousands.
     write_atomic(out / "class.json", json.dumps(keep, default=str))

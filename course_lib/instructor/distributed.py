@@ -237,6 +237,7 @@ def seeded(seed: str) -> Iterator[None]:
 def grade_remote(payload: dict[str, Any]) -> dict[str, Any]:
     """One submission, on a worker: the notebook's bytes go to a private temporary file, then
     through the same per-submission function as ``--jobs``."""
+    from course_lib.instructor import similarity
     from course_lib.instructor.grader import grade_notebook
     from course_lib.instructor.sandbox import Limits
 
@@ -269,6 +270,7 @@ def grade_remote(payload: dict[str, Any]) -> dict[str, Any]:
         shutil.rmtree(folder, ignore_errors=True)
     out = asdict(result)
     out["status_text"] = result.status_text
+    similarity.add_fingerprint(out, source)  # as pipeline.grade_task does
     return out
 
 

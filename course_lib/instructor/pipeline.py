@@ -48,6 +48,7 @@ from typing import Any
 import course_lib
 from course_lib import CHAPTER_MODULES
 from course_lib.instructor import notebooks as nbk
+from course_lib.instructor import similarity
 from course_lib.instructor.export import write_atomic, write_table
 from course_lib.instructor.sandbox import FALLBACK_WARNING, Limits, bwrap_path
 
@@ -298,6 +299,8 @@ def grade_task(task: dict) -> dict:
         Sandbox._command = saved_command
     out = asdict(result)
     out["status_text"] = result.status_text
+    # The copying review's fingerprint, made here rather than by the client at the end.
+    similarity.add_fingerprint(out, _sources[key])
     return out
 
 

@@ -11,11 +11,19 @@ changes here.
 
 Written to ``OUT/similarity/<assignment>.html`` (pairs with the shared code highlighted) and
 ``OUT/similarity/<assignment>.csv``.
+
+Fingerprinting (copydetect's pygments tokeniser, about 5-10 ms a submission) is the review's
+cost, so the graders make each submission's fingerprint as they grade it
+(:func:`add_fingerprint`, a JSON :func:`fingerprint_record` carried in the result) and the
+review only reads it back (:func:`restore_fingerprint`); a record that does not match the code,
+the starter code or this version of the fingerprinting is ignored and the fingerprint made here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import html
 import importlib.util
 import io
@@ -64,7 +72,9 @@ def stable_kgram_hashes(text: str, k: int):
     n = len(text) - k + 1
     if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64) + 1
+    # surrogatepass: a lone surrogate (valid in a notebook's JSON) is one more code point
+    raw = text.encode("utf-32-le", "surrogatepass")
+    codes = np.frombuffer(raw, dtype=np.uint32).astype(np.uint64) + 1
     with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is what is meant
         inverse = np.cumprod(np.full(len(codes), _BASE_INVERSE, dtype=np.uint64))
         inverse = np.concatenate(([np.uint64(1)], inverse[:-1]))  # BASE**-s
@@ -102,6 +112,141 @@ def _fingerprint(name: str, code: str, boilerplate):
             fp=io.StringIO(code),
             language="python",
         )
+
+
+@functools.lru_cache(maxsize=16)
+def _boilerplate_hashes(boilerplate_code: str):
+    """The released starter code's fingerprint hashes, sorted (what copydetect leaves out)."""
+    import numpy as np
+
+    if not boilerplate_code:
+        return []
+    return np.array(sorted(_fingerprint("boilerplate", boilerplate_code, None).hashes))
+
+
+def boilerplate_code(source: SourceAssignment) -> str:
+    """The starter code every student received (the solution cells as released)."""
+    return "\n\n".join(c.released for c in source.solutions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fingerprint records: made by the graders, read back by the review.
+# ---------------------------------------------------------------------------------------------
+
+RECORD_FORMAT = 1  # bump when the record's fields or their meaning change
+
+
+@functools.cache
+def record_tag() -> str:
+    """Everything besides the code and the starter code that decides a fingerprint: the record's
+    format, k and the window, the hash, copydetect's and pygments' versions (the tokens) and
+    which winnowing copydetect uses. A record with another tag is not used."""
+    import copydetect
+    import pygments
+    from copydetect import utils
+
+    return (
+        f"copydetect-record/{RECORD_FORMAT} k={NOISE} window={WINDOW} hash=poly64:{_BASE} "
+        f"copydetect={copydetect.__version__} pygments={pygments.__version__} "
+        f"winnow={utils._winnow.__module__}"
+    )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def fingerprint_record(code: str, boilerplate_code: str) -> dict | None:
+    """The fingerprint of ``code`` (starter code ``boilerplate_code`` left out) as plain JSON
+    data, or None for code the review does not fingerprint (blank). It holds what copydetect's
+    tokeniser produced (the normalised code, its offsets into the raw code), the winnowed
+    positions grouped by hash as copydetect keeps them, the token coverage, the :func:`record_tag`
+    and the digests of both texts. The hashes are not stored: :func:`restore_fingerprint`
+    recomputes them from the normalised code (:func:`stable_kgram_hashes`, cheap), and the raw
+    code is the result's own ``student_code``."""
+    if not code.strip():
+        return None
+    fp = _fingerprint("submission", code, _boilerplate_hashes(boilerplate_code))
+    offsets = fp.offsets
+    return {
+        "format": record_tag(),
+        "code_sha256": _digest(code),
+        "boilerplate_sha256": _digest(boilerplate_code),
+        "filtered_code": fp.filtered_code,
+        "offsets": [offsets[:, 0].tolist(), offsets[:, 1].tolist()] if len(offsets) else None,
+        "positions": [[int(i) for i in idx] for idx in fp.hash_idx.values()],
+        "token_coverage": int(fp.token_coverage),
+    }
+
+
+def restore_fingerprint(record: object, name: str, code: str, boilerplate_code: str):
+    """The ``copydetect.CodeFingerprint`` that :func:`_fingerprint` makes of ``code``, from its
+    :func:`fingerprint_record`; None (make it again) when the record is not one for this code,
+    this starter code and this :func:`record_tag`, or is malformed in any way."""
+    import numpy as np
+    from copydetect import CodeFingerprint
+
+    try:
+        if not (
+            isinstance(record, dict)
+            and record.get("format") == record_tag()
+            and record.get("code_sha256") == _digest(code)
+            and record.get("boilerplate_sha256") == _digest(boilerplate_code)
+        ):
+            return None
+        filtered, coverage = record["filtered_code"], record["token_coverage"]
+        groups = record["positions"]
+        if not (
+            isinstance(filtered, str)
+            and type(coverage) is int
+            and 0 <= coverage <= len(filtered)
+            and isinstance(groups, list)
+            and all(isinstance(g, list) and g for g in groups)
+        ):
+            return None
+        every = stable_kgram_hashes(filtered, NOISE)
+        sizes = np.fromiter(map(len, groups), dtype=np.int64, count=len(groups))
+        idx = np.asarray(list(itertools.chain.from_iterable(groups)))
+        if len(idx) and not (idx.dtype == np.int64 and 0 <= idx.min() and idx.max() < len(every)):
+            return None
+        hashes = every[idx.astype(np.int64)]
+        starts = np.cumsum(sizes) - sizes
+        keys = hashes[starts]
+        # Every position of a group holds its hash, and no two groups hold the same one.
+        if (hashes != np.repeat(keys, sizes)).any() or len(np.unique(keys)) != len(keys):
+            return None
+        scalars, bounds = list(idx.astype(np.int64)), np.cumsum(sizes).tolist()
+        hash_idx = dict(zip(keys, (scalars[a:b] for a, b in zip([0, *bounds], bounds))))
+        if record["offsets"] is None:
+            offsets = np.array([])
+        else:
+            offsets = np.asarray(record["offsets"]).T.copy()
+            if not (offsets.dtype == np.int64 and offsets.ndim == 2 and offsets.shape[1] == 2):
+                return None
+    except Exception:  # noqa: BLE001 - any malformed record is only a record not to use
+        return None
+    fp = CodeFingerprint.__new__(CodeFingerprint)
+    fp.filename = f"{name}.py"
+    fp.raw_code = code
+    fp.filtered_code = filtered
+    fp.offsets = offsets
+    fp.hashes = set(hash_idx)
+    fp.hash_idx = hash_idx
+    fp.k = NOISE
+    fp.token_coverage = np.float64(coverage)
+    return fp
+
+
+def add_fingerprint(result: dict, source: SourceAssignment) -> None:
+    """In a grader, after grading: ``result["fingerprint"]``, the record of the student's code
+    for the copying review. It reads the code as text (never runs it); whatever goes wrong here
+    leaves the result as it was, and the review fingerprints that submission itself."""
+    try:
+        record = fingerprint_record(student_code(result), boilerplate_code(source))
+    except Exception:  # noqa: BLE001 - a fingerprint is an optimisation, never a fault
+        return
+    if record is not None:
+        result["fingerprint"] = record
 
 
 def _highlight(code: str, slices) -> str:
@@ -143,14 +288,20 @@ def compare(
     boilerplate_code: str,
     threshold: float = 0.8,
     min_chars: int = 60,
+    records: dict[str, object] | None = None,
 ) -> list[Pair]:
     """Pairs (student, student) and (student, reference) at or above ``threshold``.
 
     Exactly the pairs that comparing every pair with copydetect lists, but copydetect compares
     only the pairs that an upper bound on their shared code (:class:`_OverlapBound`, a few sparse
     matrix products over the whole class) cannot rule out: for a class of n students the
-    n (n - 1) / 2 Python-level comparisons become a handful of C-level products."""
-    return _compare(assignment_id, codes, references, boilerplate_code, threshold, min_chars)
+    n (n - 1) / 2 Python-level comparisons become a handful of C-level products.
+
+    ``records``: student → the :func:`fingerprint_record` a grader made; a student without a
+    valid one is fingerprinted here. The pairs are the same either way."""
+    return _compare(
+        assignment_id, codes, references, boilerplate_code, threshold, min_chars, records=records
+    )
 
 
 def _compare_all_pairs(
@@ -176,19 +327,18 @@ def _compare(
     threshold: float,
     min_chars: float,
     prune: bool = True,
+    records: dict[str, object] | None = None,
 ) -> list[Pair]:
     from copydetect.detector import compare_files
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
-    import numpy as np
-
-    boiler = (
-        np.array(sorted(_fingerprint("boilerplate", boilerplate_code, None).hashes))
-        if boilerplate_code
-        else []
-    )
+    boiler = _boilerplate_hashes(boilerplate_code)
+    records = records or {}
     prints = {
-        sid: _fingerprint(sid, code, boiler) for sid, code in sorted(codes.items()) if code.strip()
+        sid: restore_fingerprint(records.get(sid), sid, code, boilerplate_code)
+        or _fingerprint(sid, code, boiler)
+        for sid, code in sorted(codes.items())
+        if code.strip()
     }
     refs = [_fingerprint(REFERENCE, text, boiler) for text in references if text.strip()]
     names, fps = list(prints), list(prints.values())
@@ -421,17 +571,22 @@ def run(
     """Compare every assignment's submissions; write OUT/similarity/; return the flags and the
     report links (title → path relative to OUT)."""
     by_assignment: dict[str, dict[str, str]] = {}
+    records: dict[str, dict[str, object]] = {}
     for r in results:
         if r.get("status") == "missing":
             continue
         by_assignment.setdefault(r["assignment_id"], {})[r["student_id"]] = student_code(r)
+        if r.get("fingerprint") is not None:
+            records.setdefault(r["assignment_id"], {})[r["student_id"]] = r["fingerprint"]
     all_flags: dict[tuple[str, str], list[str]] = {}
     links: dict[str, str] = {}
     for aid, codes in sorted(by_assignment.items()):
         source = sources.get(aid)
         reference = reference_code(source) if source else []
-        boiler = "\n\n".join(c.released for c in source.solutions) if source else ""
-        pairs = compare(aid, codes, reference, boiler, threshold, min_chars)
+        boiler = boilerplate_code(source) if source else ""
+        pairs = compare(
+            aid, codes, reference, boiler, threshold, min_chars, records=records.get(aid)
+        )
         for key, fl in flags(pairs).items():
             all_flags.setdefault(key, []).extend(fl)
         write_atomic(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -222,6 +223,12 @@ def test_local_cluster_grades_like_jobs_byte_for_byte(corpus: dict) -> None:
     assert any("on a local Dask cluster of 2 worker process(es)" in m for m in logs), logs
     assert (out / "feedback" / "honest" / f"{ASSIGNMENT}.html").exists()
     assert len(list((out / ".state").glob("*.json"))) == len(STUDENTS)
+    # The workers made each submission's fingerprint for the copying review, as --jobs does.
+    for name in ("honest", "wrong_last"):
+        state = f"{name}__{ASSIGNMENT}.json"
+        record = json.loads((out / ".state" / state).read_text())["result"]["fingerprint"]
+        jobs = json.loads((corpus["base"] / "jobs2" / ".state" / state).read_text())["result"]
+        assert record["positions"] and record == jobs["fingerprint"], name
 
 
 def test_real_scheduler_and_two_workers_grade_like_jobs(

@@ -315,6 +315,27 @@ def test_state_files_record_per_cell_results(graded: dict) -> None:
     assert all(c["status"] == "passed" for c in cells)
 
 
+def test_state_files_carry_the_graders_fingerprint_for_the_copying_review(graded: dict) -> None:
+    """Made in the grader from the code it graded, valid for the review (which then need not
+    tokenise it), and byte for byte the record the review would make of that code."""
+    from course_lib.instructor import similarity
+
+    boiler = similarity.boilerplate_code(SOURCE)
+    with_code = 0
+    for path in sorted((graded["out"] / ".state").glob("*.json")):
+        result = json.loads(path.read_text())["result"]
+        code = similarity.student_code(result)
+        if not code.strip():
+            assert "fingerprint" not in result, path.name
+            continue
+        with_code += 1
+        record = result["fingerprint"]
+        assert record == similarity.fingerprint_record(code, boiler), path.name
+        assert similarity.restore_fingerprint(record, "x", code, boiler) is not None
+    assert with_code >= len(CASES) // 2
+    assert "fingerprint" not in (graded["out"] / "grades.csv").read_text()
+
+
 _CLIENT = """
 import sys
 from course_lib import cli
