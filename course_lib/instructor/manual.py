@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course_lib.instructor.export import write_atomic, write_table
+from course_lib.instructor.notebooks import storable
 from course_lib.instructor.roster import ClassSetupError
 
 SHEET_COLUMNS = [
@@ -126,7 +127,7 @@ def answers(notebook: Path, cells: list[WrittenCell]) -> dict[str, str]:
             continue
         gid = str(_meta(cell).get("grade_id") or cell.get("id") or "")
         if gid in wanted and gid not in found:
-            found[gid] = _text(cell).strip()
+            found[gid] = storable(_text(cell).strip())
     return {c.grade_id: found.get(c.grade_id, "") for c in cells}
 
 

@@ -75,11 +75,22 @@ class SourceAssignment:
         return sorted({n for c in self.solutions for n in c.names})
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD. A notebook's JSON may hold one
+    (an escape such as ``"\\ud800"``), but no UTF-8 file can: a submission's code or answer
+    holding one would stop every write of it (the sandbox's script, the feedback page, the
+    marking sheet). It is read as an undecodable byte of the file is, as U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def _source(cell: dict) -> str:
     src = cell.get("source", cell.get("input", ""))
     if isinstance(src, list):
-        return "".join(s for s in src if isinstance(s, str))
-    return src if isinstance(src, str) else ""
+        return storable("".join(s for s in src if isinstance(s, str)))
+    return storable(src) if isinstance(src, str) else ""
 
 
 def _nbgrader(cell: dict) -> dict:

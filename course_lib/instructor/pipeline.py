@@ -150,7 +150,7 @@ def discover(root: Path, assignments: list[str] | None = None) -> list[Entry]:
         if not valid_id(student):
             found.append(
                 Entry(
-                    student,
+                    _shown_name(student, found),
                     "",
                     None,
                     "invalid_id",
@@ -179,6 +179,24 @@ def discover(root: Path, assignments: list[str] | None = None) -> list[Entry]:
                 nb = others[0] if len(others) == 1 else nb
             found.append(Entry(student, aid, nb))
     return found
+
+
+def _shown_name(name: str, found: list[Entry]) -> str:
+    """An invalid student folder's name as its row shows it. A name that is not UTF-8 (Python
+    holds its bytes as lone surrogates) is shown with those bytes escaped (``\\xff``), since
+    no UTF-8 file (grades.csv, the report) can hold it; a suffix keeps it apart from another
+    folder's name shown the same."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    taken = {e.student for e in found}
+    candidate, n = shown, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{shown} ({n})"
+    return candidate
 
 
 def find_source(assignment_id: str, source_dir: Path) -> Path:

@@ -261,6 +261,51 @@ def test_a_zip_of_submissions_grades_like_the_folder(graded: dict, tmp_path: Pat
     assert (out / "feedback" / "honest" / f"{ASSIGNMENT}.html").exists()
 
 
+def test_text_that_no_utf8_file_can_hold_stops_nothing_and_loses_no_row(tmp_path: Path) -> None:
+    """A notebook's JSON may hold a lone surrogate (``"\\ud800"``), and a student folder's name
+    may not be UTF-8: no UTF-8 file can hold either as it is. ``course grade`` grades the
+    notebook (the character is read as U+FFFD, as an undecodable byte is) and writes every
+    row, with the folder's bytes escaped, each row under its own name."""
+    import copy
+
+    from course_lib.instructor import manual
+
+    nb = copy.deepcopy(BY_NAME["honest"].notebook)
+    first = SOURCE.solutions[0].grade_id
+    make_corpus._cell(nb, first)["source"] += "\n# an odd character: \ud800\n"
+    written = manual.written_cells(ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == written[0].grade_id:
+            cell["source"] = "My answer \udc80 ends here."
+    subs = tmp_path / "submitted"
+    (subs / "odd" / ASSIGNMENT).mkdir(parents=True)
+    (subs / "odd" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text(json.dumps(nb))  # escapes
+    assert "\\ud800" in (subs / "odd" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
+    os.makedirs(os.fsencode(subs) + b"/\xffbad/" + ASSIGNMENT.encode())  # not UTF-8
+    (subs / "\\xffbad" / ASSIGNMENT).mkdir(parents=True)  # the same name, shown escaped
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "course_lib.cli", "grade", str(subs), "--out", str(out)]
+        + ["--jobs", "1", "--timeout", str(TIMEOUT), "--source", str(ROOT / "solutions")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ),
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = _rows(out)
+    assert sorted(rows) == ["\\xffbad", "\\xffbad (2)", "odd"]
+    assert (
+        rows["odd"]["status"] == "graded" and float(rows["odd"]["auto_score"]) == SOURCE.max_score
+    )
+    assert rows["\\xffbad"]["status"].startswith("invalid_id")
+    assert rows["\\xffbad (2)"]["status"].startswith("invalid_id")
+    page = (out / "feedback" / "odd" / f"{ASSIGNMENT}.html").read_text(encoding="utf-8")
+    assert "# an odd character: \ufffd" in page and "My answer \ufffd ends here." in page
+    sheet = (out / "manual" / f"{ASSIGNMENT}.csv").read_text(encoding="utf-8")
+    assert "My answer \ufffd ends here." in sheet
+
+
 def test_a_zip_with_path_traversal_is_refused(tmp_path: Path) -> None:
     from course_lib.instructor import pipeline
 
