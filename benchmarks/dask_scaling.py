@@ -319,19 +319,22 @@ def _fake_with(seconds: float, result: dict, payload: dict) -> dict:
 
 
 class _Timed:
-    """Wraps a runner: records when the first task went out and the last result came in."""
+    """Wraps a runner: records when the first task went out and the last result came in, and
+    the client process's CPU time (all its threads) at both."""
 
     def __init__(self, runner: Any) -> None:
         self.runner, self.describe = runner, runner.describe
         self.first_submit = self.last_result = 0.0
+        self.cpu_first = self.cpu_last = 0.0
         self.results = 0
 
     def __call__(self, todo: list[dict], log: Any) -> Iterator[tuple[dict, dict]]:
-        self.first_submit = time.perf_counter()
+        self.first_submit, self.cpu_first = time.perf_counter(), time.process_time()
         for item in self.runner(todo, log):
             self.last_result = time.perf_counter()
             self.results += 1
-            yield item
+            yield item  # the client records it (state file, feedback page), then asks again
+            self.cpu_last = time.process_time()
 
 
 def measure_class(
@@ -402,6 +405,9 @@ def measure_class(
         "class_layer": start + wall - engine_end,
         "grading_span": timed.last_result - timed.first_submit,
         "client_cpu": cpu,
+        # The client's CPU per result while results arrive (receiving, recording, its page):
+        # one client process takes at most about 1 / this many results per second.
+        "client_cpu_per_result": (timed.cpu_last - timed.cpu_first) / max(1, timed.results),
         "slots": 2 * threads,
         "rate": n / (timed.last_result - timed.first_submit),
     }
@@ -410,6 +416,13 @@ def measure_class(
 # ---------------------------------------------------------------------------------------------
 # The make bench piece.
 # ---------------------------------------------------------------------------------------------
+
+
+def human(seconds: float) -> str:
+    """A projected time as the book's table writes it."""
+    if seconds >= 5400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def projection_table(
@@ -423,11 +436,6 @@ def projection_table(
     """The book's table (``dask_projection.md``): projected wall time per cluster size, and
     what it was computed from."""
 
-    def human(seconds: float) -> str:
-        if seconds >= 5400:
-            return f"{seconds / 3600:.1f} h"
-        return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
-
     rows = "\n".join(f"| {w} | {2 * w} | {human(projection[w])} |" for w in sorted(projection))
     return (
         f"| machines of {CORES_PER_WORKER} cores ({CORES_PER_WORKER} `dask worker` each) | "
@@ -440,10 +448,13 @@ def projection_table(
         f"{speedup:.2f}× as many notebooks per second as 1, where the engine alone, without Dask "
         f"or a client, in 2 processes reaches {ceiling:.2f}×), plus the client's own time in a "
         f"simulated class of {sim['n']:,}: {sim['before_first']:.1f} s before the first task and "
-        f"{sim['after_last']:.1f} s after the last result (the class layer included), while it "
-        "kept up with "
-        f"{sim['rate']:.0f} results per second (50 such machines deliver about "
-        f"{50 / per_machine:.0f}). {context}\n"
+        f"{sim['after_last']:.1f} s after the last result (the class layer included). There "
+        f"the client spent {1000 * sim['client_cpu_per_result']:.1f} ms of CPU on each result "
+        "it received (recording it, writing its feedback page), so one client takes at most "
+        f"about {1 / sim['client_cpu_per_result']:.0f} results per second, where 10 such "
+        f"machines deliver about {10 / per_machine:.0f} and 50 about {50 / per_machine:.0f}: "
+        "where the machines deliver more, the client's rate sets the projected time. "
+        f"{context}\n"
     )
 
 
@@ -562,10 +573,14 @@ def measure(
     # Projection: the client's fixed costs (before the first task and after the last result,
     # scaled to the class from the simulation) plus the grading at the rate measured with 2
     # workers on this 2-core machine (not twice the 1-worker rate: they share the cores with
-    # the scheduler and the client), per machine of 2 cores.
+    # the scheduler and the client), per machine of 2 cores; but never faster than the one
+    # client can take results (its CPU per result in the simulation, on one core).
     per_machine = statistics.median(t / n_subs for t in spans["dask, 2 workers"])
     fixed = (sim["before_first"] + sim["after_last"]) * CLASS_SIZE / sim["n"]
-    projection = {w: CLASS_SIZE * per_machine / w + fixed for w in PROJECTED_WORKERS}
+    client_limit = CLASS_SIZE * sim["client_cpu_per_result"]
+    projection = {
+        w: max(CLASS_SIZE * per_machine / w, client_limit) + fixed for w in PROJECTED_WORKERS
+    }
     load_end = os.getloadavg()
     context = (
         f"Measured on {datetime.datetime.now(datetime.UTC):%Y-%m-%d}, {os.cpu_count()} cores, "
@@ -603,11 +618,14 @@ def measure(
         f"{100 * share:.1f} % (before the first task {sim['before_first']:.1f} s, after the last "
         f"result {sim['after_last']:.1f} s: the engine's grades.csv, report and gradebook "
         f"{sim['engine_after_last']:.1f} s, then the class layer {sim['class_layer']:.1f} s, "
-        "written marks, every feedback page with the recorded grade, written-answer sheets, "
-        f"copying review); client CPU {sim['client_cpu']:.0f} s.",
+        "written marks, the feedback pages whose grade changed, written-answer sheets, "
+        f"copying review); client CPU {sim['client_cpu']:.0f} s, of which "
+        f"{1000 * sim['client_cpu_per_result']:.1f} ms per result while results arrived (one "
+        f"client takes at most about {1 / sim['client_cpu_per_result']:.0f} results/s).",
         f"projected wall time of {CLASS_SIZE:,} notebooks at "
-        f"{per_machine:.2f} s per notebook per machine of 2 cores (2 workers): "
-        + ", ".join(f"{w} machine(s) {projection[w] / 3600:.2f} h" for w in PROJECTED_WORKERS)
+        f"{per_machine:.2f} s per notebook per machine of 2 cores (2 workers), no faster than "
+        "the client takes results: "
+        + ", ".join(f"{w} machine(s) {human(projection[w])}" for w in PROJECTED_WORKERS)
         + ".",
     ]
     checks = [
