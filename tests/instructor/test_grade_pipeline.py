@@ -226,6 +226,18 @@ def test_an_interrupted_run_resumes_where_it_stopped(graded: dict) -> None:
     assert _rows(out) == _rows(graded["out"])
 
 
+def _course_grade(submissions: Path, out: Path) -> subprocess.CompletedProcess:
+    """``course grade SUBMISSIONS --out OUT`` as an instructor types it (1 job)."""
+    return subprocess.run(
+        [sys.executable, "-m", "course_lib.cli", "grade", str(submissions), "--out", str(out)]
+        + ["--jobs", "1", "--timeout", str(TIMEOUT), "--source", str(ROOT / "solutions")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=dict(os.environ),
+    )
+
+
 def test_a_zip_of_submissions_grades_like_the_folder(graded: dict, tmp_path: Path) -> None:
     archive = tmp_path / "submitted.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -233,27 +245,7 @@ def test_a_zip_of_submissions_grades_like_the_folder(graded: dict, tmp_path: Pat
             nb = graded["subs"] / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
             zf.write(nb, f"submitted/{student}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb")
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "course_lib.cli",
-            "grade",
-            str(archive),
-            "--out",
-            str(out),
-            "--jobs",
-            "1",
-            "--timeout",
-            str(TIMEOUT),
-            "--source",
-            str(ROOT / "solutions"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=dict(os.environ),
-    )
+    proc = _course_grade(archive, out)
     assert proc.returncode == 0, proc.stderr
     rows = _rows(out)
     assert float(rows["honest"]["score"]) == SOURCE.max_score
@@ -284,14 +276,7 @@ def test_text_that_no_utf8_file_can_hold_stops_nothing_and_loses_no_row(tmp_path
     os.makedirs(os.fsencode(subs) + b"/\xffbad/" + ASSIGNMENT.encode())  # not UTF-8
     (subs / "\\xffbad" / ASSIGNMENT).mkdir(parents=True)  # the same name, shown escaped
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "course_lib.cli", "grade", str(subs), "--out", str(out)]
-        + ["--jobs", "1", "--timeout", str(TIMEOUT), "--source", str(ROOT / "solutions")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=dict(os.environ),
-    )
+    proc = _course_grade(subs, out)
     assert proc.returncode == 0, proc.stderr
     rows = _rows(out)
     assert sorted(rows) == ["\\xffbad", "\\xffbad (2)", "odd"]
