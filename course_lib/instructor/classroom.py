@@ -628,7 +628,9 @@ def finish(
     )  # read after the write-back: a score typed on a test cell meanwhile counts too
     sim_flags, links = similarity.run(readable, sources, out, inputs.similarity_threshold)
     options.similarity = sim_flags
-    rows = class_rows(results, options, _times(results, submissions, pages))
+    # The times ClassPages read as each result arrived (every result passes through it).
+    times = pages.times if pages is not None else late_mod.submission_times(submissions)
+    rows = class_rows(results, options, times)
     answers: dict[tuple[str, str], dict[str, str]] = {}
     for aid, cells in written.items():
         by_student = {
@@ -645,24 +647,3 @@ def finish(
     engine_report = report_path.read_text(encoding="utf-8") if report_path.exists() else ""
     write_class_outputs(out, rows, engine_report, links)
     return rows
-
-
-def _times(
-    results: list[dict], submissions: Path, pages: ClassPages | None
-) -> dict[tuple[str, str], tuple[dt.datetime | None, str]]:
-    """Every row's submission time: those :class:`ClassPages` read during the run, and the
-    rest's (rows without a page) from their folders."""
-    if pages is None:
-        return late_mod.submission_times(submissions)
-    times = dict(pages.times)
-    for r in results:
-        sid, aid = r["student_id"], r["assignment_id"]
-        if (sid, aid) in times or not (_plain_name(sid) and _plain_name(aid)):
-            continue
-        times[(sid, aid)] = late_mod.submission_time(submissions / sid / aid)
-    return times
-
-
-def _plain_name(name: object) -> bool:
-    """A folder's own name (what :func:`.late.submission_times` keys a time by)."""
-    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name

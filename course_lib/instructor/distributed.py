@@ -36,7 +36,6 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -237,8 +236,8 @@ def seeded(seed: str) -> Iterator[None]:
 def grade_remote(payload: dict[str, Any]) -> dict[str, Any]:
     """One submission, on a worker: the notebook's bytes go to a private temporary file, then
     through the same per-submission function as ``--jobs``."""
-    from course_lib.instructor import similarity
     from course_lib.instructor.grader import grade_notebook
+    from course_lib.instructor.pipeline import result_dict
     from course_lib.instructor.sandbox import Limits
 
     if _REFUSED:
@@ -268,10 +267,7 @@ def grade_remote(payload: dict[str, Any]) -> dict[str, Any]:
             )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    out = asdict(result)
-    out["status_text"] = result.status_text
-    similarity.add_fingerprint(out, source)  # as pipeline.grade_task does
-    return out
+    return result_dict(result, source)
 
 
 # ---------------------------------------------------------------------------------------------

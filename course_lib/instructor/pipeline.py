@@ -315,10 +315,16 @@ def grade_task(task: dict) -> dict:
         )
     finally:
         Sandbox._command = saved_command
+    return result_dict(result, _sources[key])
+
+
+def result_dict(result: Any, source: nbk.SourceAssignment) -> dict:
+    """A grader's result as the client receives it (``--jobs`` and Dask workers alike): the
+    plain dict, its status text, and the copying review's fingerprint, made here rather than
+    by the client at the end."""
     out = asdict(result)
     out["status_text"] = result.status_text
-    # The copying review's fingerprint, made here rather than by the client at the end.
-    similarity.add_fingerprint(out, _sources[key])
+    similarity.add_fingerprint(out, source)
     return out
 
 
